@@ -1,0 +1,37 @@
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+EXTRAS := tensorflow,jax,torch,nlp,dev
+BACKENDS := tensorflow jax torch
+
+.PHONY: venv test test-tensorflow test-jax test-torch demo bench lint clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
+	touch $(STAMP)
+
+test: $(STAMP)
+	@set -e; for b in $(BACKENDS); do \
+	  echo "=== KERAS_BACKEND=$$b"; \
+	  KERAS_BACKEND=$$b $(PY) -m pytest -q -p no:cacheprovider tests; \
+	done
+
+test-%: $(STAMP)
+	KERAS_BACKEND=$* $(PY) -m pytest -q -p no:cacheprovider tests
+
+demo: $(STAMP)
+	$(PY) examples/demo_digits.py
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_layers.py
+
+lint: $(STAMP)
+	$(PY) -m ruff check keras_dropouts tests examples benchmarks
+
+clean:
+	rm -rf $(VENV) build *.egg-info

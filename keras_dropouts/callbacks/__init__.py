@@ -1,0 +1,1 @@
+"""Callbacks that schedule dropout rates during `fit`."""

@@ -1,0 +1,46 @@
+"""ScheduledDropout: `keras.layers.Dropout` with a rate that can change while compiled."""
+
+import keras
+
+from keras_dropouts.layers.base import RateLayer
+from keras_dropouts.ops.dropout import dropout
+
+
+@keras.saving.register_keras_serializable(package="keras_dropouts")
+class ScheduledDropout(RateLayer):
+    """Drop-in replacement for `keras.layers.Dropout` whose rate can be scheduled.
+
+    Behaves like `keras.layers.Dropout` (inverted dropout, identity at inference),
+    but the rate is held in a variable, so callbacks such as `EarlyDropout` change it
+    inside an already compiled train step (XLA / jit) without retracing, and a layer
+    created with `rate=0` can be switched on later.
+
+    Args:
+        rate: Float in [0, 1], the fraction of input units to drop.
+        noise_shape: Optional tuple, the shape of the binary mask, broadcastable to
+            the input; `None` entries are taken from the input.
+        seed: Optional int seed.
+        **kwargs: Base layer arguments.
+
+    Call arguments:
+        inputs: Input tensor of any rank.
+        training: Python bool; dropout is applied only when True.
+
+    Example:
+    >>> layer = ScheduledDropout(0.1)
+    >>> layer.rate = 0.3  # takes effect at the next compiled step
+    """
+
+    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+        super().__init__(rate, seed=seed, **kwargs)
+        self.noise_shape = None if noise_shape is None else tuple(noise_shape)
+
+    def call(self, inputs, training=False):
+        if not training:
+            return inputs
+        return dropout(inputs, self._rate, noise_shape=self.noise_shape, seed=self.seed_generator)
+
+    def get_config(self):
+        config = super().get_config()
+        config["noise_shape"] = self.noise_shape
+        return config

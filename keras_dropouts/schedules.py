@@ -1,0 +1,1 @@
+"""Rate schedules: pure functions of the optimizer step."""
