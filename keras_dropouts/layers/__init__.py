@@ -1,7 +1,23 @@
 """Keras layers: DropBlock, ProbDropBlock, DropPath and ScheduledDropout."""
 
 from keras_dropouts.layers.base import RateLayer
+from keras_dropouts.layers.drop_block import DropBlock1D, DropBlock2D, DropBlock3D
 from keras_dropouts.layers.drop_path import DropPath
+from keras_dropouts.layers.prob_drop_block import (
+    ProbDropBlock1D,
+    ProbDropBlock2D,
+    ProbDropBlock3D,
+)
 from keras_dropouts.layers.scheduled_dropout import ScheduledDropout
 
-__all__ = ["RateLayer", "DropPath", "ScheduledDropout"]
+__all__ = [
+    "RateLayer",
+    "DropBlock1D",
+    "DropBlock2D",
+    "DropBlock3D",
+    "ProbDropBlock1D",
+    "ProbDropBlock2D",
+    "ProbDropBlock3D",
+    "DropPath",
+    "ScheduledDropout",
+]

@@ -1,0 +1,124 @@
+"""DropBlock1D / DropBlock2D / DropBlock3D layers."""
+
+import keras
+
+from keras_dropouts.layers.base import RateLayer
+from keras_dropouts.ops import _blocks
+from keras_dropouts.ops.drop_block import drop_block
+
+
+class _BlockLayer(RateLayer):
+    """Common arguments, validation and config of the block-dropping layers."""
+
+    rank = None  # number of spatial axes
+
+    def __init__(
+        self, rate, block_size, data_format=None, seed=None, per_channel=True, **kwargs
+    ):
+        super().__init__(rate, seed=seed, **kwargs)
+        self.block_size = _blocks.normalize_block_size(block_size, self.rank)
+        self.data_format = _blocks.normalize_data_format(data_format)
+        self.per_channel = bool(per_channel)
+
+    def build(self, input_shape):
+        if len(input_shape) != self.rank + 2:
+            raise ValueError(
+                f"{type(self).__name__} expects inputs of rank {self.rank + 2} "
+                f"(batch, {self.rank} spatial axes, channels). "
+                f"Received: input_shape={tuple(input_shape)}"
+            )
+
+    def _mask_argument(self, mask):
+        return mask if self.rank == 1 else None
+
+    def call(self, inputs, training=False, mask=None):
+        if not training:
+            return inputs
+        return self._drop(inputs, self._mask_argument(mask))
+
+    def _drop(self, inputs, mask):
+        return drop_block(
+            inputs,
+            self._rate,
+            self.block_size,
+            seed=self.seed_generator,
+            data_format=self.data_format,
+            per_channel=self.per_channel,
+            mask=mask,
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "block_size": self.block_size,
+                "data_format": self.data_format,
+                "per_channel": self.per_channel,
+            }
+        )
+        return config
+
+
+_DOC = """Drops contiguous blocks of a feature map: DropBlock (Ghiasi et al. 2018).
+
+    Block centres are drawn among the positions whose whole block fits in the map,
+    with probability `gamma = rate / prod(b) * prod(S) / prod(S - b + 1)`, grown into
+    blocks of `block_size`, and the kept units are rescaled by `count / count_ones`.
+    The block is clipped to the map on every axis, so a block not smaller than the
+    map drops whole maps with probability `rate`. Identity at inference. The rate
+    lives in a variable: `layer.rate = r` reaches compiled train steps at once, which
+    is how the paper's linear ramp (`keras_dropouts.callbacks`) is applied.
+
+    Args:
+        rate: Float in [0, 1], the target fraction of units dropped.
+        block_size: Int, or a tuple of {rank} ints, one per spatial axis.
+        data_format: "channels_last" {shape_last} or "channels_first"
+            {shape_first}; defaults to `keras.config.image_data_format()`.
+        seed: Optional int seed.
+        per_channel: True (default, the paper's Algorithm 1 and its reference
+            implementation, "tends to work better") draws one mask per channel;
+            False shares one mask across channels: C times fewer random draws, faster
+            on wide layers.
+        **kwargs: Base layer arguments.
+
+    Call arguments:
+        inputs: Tensor of rank {rank_plus_2}.
+        training: Python bool; blocks are dropped only when True.
+        {mask_doc}
+    Example:
+    >>> layer = {name}(rate=0.1, block_size={example_block})
+    >>> y = layer(keras.ops.ones({example_shape}), training=True)
+    """
+
+
+def document(cls, template, shape_last, shape_first, mask_doc, example_block, example_shape):
+    """Fills a shared docstring template for the 1D/2D/3D variants of a layer."""
+    cls.__doc__ = template.format(
+        rank=cls.rank, rank_plus_2=cls.rank + 2, shape_last=shape_last,
+        shape_first=shape_first, mask_doc=mask_doc, name=cls.__name__,
+        example_block=example_block, example_shape=example_shape,
+    )
+    return cls
+
+
+_SEQ_MASK = "mask: Optional (batch, steps) padding mask; no block is centred on padding.\n"
+
+
+@keras.saving.register_keras_serializable(package="keras_dropouts")
+class DropBlock1D(_BlockLayer):
+    rank = 1
+
+
+@keras.saving.register_keras_serializable(package="keras_dropouts")
+class DropBlock2D(_BlockLayer):
+    rank = 2
+
+
+@keras.saving.register_keras_serializable(package="keras_dropouts")
+class DropBlock3D(_BlockLayer):
+    rank = 3
+
+
+document(DropBlock1D, _DOC, "(B, T, C)", "(B, C, T)", _SEQ_MASK, 4, "(2, 32, 8)")
+document(DropBlock2D, _DOC, "(B, H, W, C)", "(B, C, H, W)", "", 7, "(2, 28, 28, 8)")
+document(DropBlock3D, _DOC, "(B, D, H, W, C)", "(B, C, D, H, W)", "", 3, "(2, 8, 8, 8, 4)")

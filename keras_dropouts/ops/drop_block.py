@@ -1,0 +1,54 @@
+"""DropBlock (Ghiasi et al. 2018) for 1D, 2D and 3D feature maps."""
+
+from keras import ops
+
+from keras_dropouts.ops import _blocks
+from keras_dropouts.ops._noise import uniform
+
+
+def drop_block(
+    x, rate, block_size, seed=None, data_format=None, per_channel=True, mask=None
+):
+    """Drops contiguous blocks of a feature map (DropBlock, Ghiasi et al. 2018).
+
+    Block centres are sampled with probability
+    `gamma = rate / prod(b) * prod(S) / prod(S - b + 1)` among the centres whose
+    whole block fits inside the map, grown into `block_size` blocks by max-pooling,
+    and the kept units are rescaled by `count / count_ones` (over the whole batch).
+    The block is clipped to the feature size on every axis; a block not smaller
+    than the map drops a whole map with probability `rate`. `rate` may be a tensor.
+
+    Args:
+        x: Tensor of rank 3, 4 or 5: (batch, *spatial, channels) or, with
+            `data_format="channels_first"`, (batch, channels, *spatial).
+        rate: Scalar in [0, 1], the expected fraction of units dropped.
+        block_size: Int, or tuple with one int per spatial axis.
+        seed: A `keras.random.SeedGenerator`, an int or None.
+        data_format: "channels_last" or "channels_first"; defaults to
+            `keras.config.image_data_format()`.
+        per_channel: If True (the paper's Algorithm 1), every channel has its own
+            mask; if False, one mask is shared by all channels (C times fewer
+            random draws).
+        mask: Optional (batch, steps) padding mask for 1D inputs: no block is
+            centred on a padded step.
+
+    Returns:
+        A tensor with the shape and dtype of `x`.
+
+    Example:
+    >>> y = drop_block(keras.ops.ones((2, 16, 16, 8)), 0.1, 5, seed=1)
+    """
+    x = ops.convert_to_tensor(x)
+    n = len(x.shape) - 2
+    if n < 1:
+        _blocks.check_input_rank(x, 1)
+    block_size = _blocks.normalize_block_size(block_size, n)
+    data_format = _blocks.normalize_data_format(data_format)
+    geo = _blocks.BlockGeometry(x, block_size, data_format, per_channel)
+    valid = geo.valid_centres()
+    padding = _blocks.sequence_mask(mask, geo)
+    if padding is not None:
+        valid = valid * padding
+    noise = uniform(geo.mask_shape, seed)
+    seeds = ops.cast(noise < geo.gamma(rate), "float32") * valid
+    return _blocks.apply_block_mask(x, geo.expand(seeds), geo)
