@@ -1,6 +1,5 @@
 """Inverted dropout whose rate may be a tensor (no Python branch on its value)."""
 
-import keras
 from keras import ops
 
 from keras_dropouts.ops._noise import uniform
@@ -58,6 +57,3 @@ def drop_path(x, rate, seed=None):
     noise_shape = (None,) + (1,) * (len(x.shape) - 1)
     return dropout(x, rate, noise_shape=noise_shape, seed=seed)
 
-
-__all__ = ["dropout", "drop_path", "keep_scale"]
-del keras
