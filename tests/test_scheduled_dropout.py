@@ -37,7 +37,8 @@ def test_rate_one_drops_everything_without_nan():
 
 def test_noise_shape_broadcasts():
     x = np.ones((16, 10, 6), "float32")
-    y = to_np(kd.layers.ScheduledDropout(0.5, noise_shape=(None, 1, None), seed=2)(x, training=True))
+    layer = kd.layers.ScheduledDropout(0.5, noise_shape=(None, 1, None), seed=2)
+    y = to_np(layer(x, training=True))
     assert np.all(y == y[:, :1, :])
 
 
