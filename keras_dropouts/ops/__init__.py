@@ -1,7 +1,22 @@
 """Functional tensor ops built only on `keras.ops` / `keras.random`."""
 
+from keras_dropouts.ops.divergence import (
+    binary_symmetric_kl,
+    mean_squared_difference,
+    reduce_consistency,
+    symmetric_kl,
+)
 from keras_dropouts.ops.drop_block import drop_block
 from keras_dropouts.ops.dropout import drop_path, dropout
 from keras_dropouts.ops.prob_drop_block import prob_drop_block
 
-__all__ = ["drop_block", "prob_drop_block", "dropout", "drop_path"]
+__all__ = [
+    "binary_symmetric_kl",
+    "drop_block",
+    "drop_path",
+    "dropout",
+    "mean_squared_difference",
+    "prob_drop_block",
+    "reduce_consistency",
+    "symmetric_kl",
+]
