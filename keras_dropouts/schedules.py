@@ -1,1 +1,358 @@
-"""Rate schedules: pure functions of the optimizer step."""
+"""Rate schedules: pure functions of the optimizer step.
+
+A schedule maps the global optimizer step (the value of
+`model.optimizer.iterations` *before* the step runs, i.e. 0 for the first step)
+to a drop rate in [0, 1]. Schedules are plain Python: they are evaluated on the
+host by the callbacks in `keras_dropouts.callbacks`, which write the result into
+the layers' rate variables.
+
+Conventions at the boundaries (checked exactly by the tests):
+
+- `Early(rate, cutoff_step, "constant")`: `rate` for `step < cutoff_step`, then 0.
+- `Early(rate, cutoff_step, "linear")`: `rate * (1 - step / cutoff_step)` for
+  `step < cutoff_step`, then 0 (so `rate` at step 0 and exactly 0 at the cutoff).
+- `Late(rate, start_step, "constant")`: 0 for `step < start_step`, then `rate`.
+- `Late(rate, start_step, "linear", end_step)`: 0 up to `start_step`, then a
+  linear rise reaching `rate` at `end_step` and staying there.
+- `LinearRamp(end_rate, start_rate=0, start_step=0, end_step)`: `start_rate`
+  up to `start_step`, linear in between, `end_rate` from `end_step` on.
+
+An `end_step=None` means "the end of training": the callbacks fill it in from
+`epochs * steps_per_epoch` when `fit` starts (see `Schedule.resolve`).
+"""
+
+import keras
+
+MODES = ("constant", "linear")
+
+
+def _check_rate(rate, name):
+    try:
+        value = float(rate)
+    except (TypeError, ValueError):
+        raise ValueError(f"Argument `{name}` must be a number in [0, 1]. Received: {name}={rate!r}")
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(
+            f"Argument `{name}` must be in the range [0, 1]. Received: {name}={rate!r}"
+        )
+    return value
+
+
+def _check_step(step, name, allow_none=False):
+    if step is None and allow_none:
+        return None
+    try:
+        value = int(step)
+    except (TypeError, ValueError):
+        raise ValueError(f"Argument `{name}` must be an integer >= 0. Received: {name}={step!r}")
+    if value != step or value < 0:
+        raise ValueError(f"Argument `{name}` must be an integer >= 0. Received: {name}={step!r}")
+    return value
+
+
+def _check_mode(mode):
+    if mode not in MODES:
+        raise ValueError(f"Argument `mode` must be one of {MODES}. Received: mode={mode!r}")
+    return mode
+
+
+def _interp(step, start_step, end_step, start_rate, end_rate):
+    if step <= start_step:
+        return start_rate
+    if step >= end_step:
+        return end_rate
+    frac = (step - start_step) / (end_step - start_step)
+    return start_rate + (end_rate - start_rate) * frac
+
+
+# Pure functions ---------------------------------------------------------------------------
+
+
+def constant_rate(step, rate):
+    """Returns `rate` at every step.
+
+    Example:
+    >>> constant_rate(10, 0.1)
+    0.1
+    """
+    del step
+    return float(rate)
+
+
+def linear_ramp(step, end_rate, end_step, start_rate=0.0, start_step=0):
+    """Linear interpolation from `start_rate` at `start_step` to `end_rate` at `end_step`.
+
+    Constant `start_rate` before `start_step` and `end_rate` from `end_step` on.
+
+    Example:
+    >>> linear_ramp(50, 0.1, end_step=100)
+    0.05
+    """
+    if end_step <= start_step:
+        return float(end_rate if step >= end_step else start_rate)
+    return float(_interp(step, start_step, end_step, start_rate, end_rate))
+
+
+def early_rate(step, rate, cutoff_step, mode="constant"):
+    """Early dropout (Liu et al. 2023): `rate` before `cutoff_step`, 0 from it on.
+
+    With `mode="linear"` the rate decreases linearly from `rate` at step 0 to 0 at
+    `cutoff_step`.
+
+    Example:
+    >>> early_rate(99, 0.1, 100), early_rate(100, 0.1, 100)
+    (0.1, 0.0)
+    """
+    if step >= cutoff_step:
+        return 0.0
+    if mode == "constant":
+        return float(rate)
+    return float(rate) * (1.0 - step / cutoff_step)
+
+
+def late_rate(step, rate, start_step, mode="constant", end_step=None):
+    """Late dropout (Liu et al. 2023): 0 before `start_step`, `rate` from it on.
+
+    With `mode="linear"` the rate rises linearly from 0 at `start_step` to `rate`
+    at `end_step` (required for the linear mode).
+
+    Example:
+    >>> late_rate(99, 0.1, 100), late_rate(100, 0.1, 100)
+    (0.0, 0.1)
+    """
+    if mode == "constant":
+        return 0.0 if step < start_step else float(rate)
+    if end_step is None:
+        raise ValueError("`end_step` is required for mode='linear'.")
+    return linear_ramp(step, rate, end_step, start_rate=0.0, start_step=start_step)
+
+
+# Serialisable schedule objects ---------------------------------------------------------------
+
+
+class Schedule:
+    """Base class of the rate schedules: `schedule(step) -> float rate`.
+
+    Subclasses implement `__call__` and `get_config`. Schedules whose length
+    depends on the length of training accept `end_step=None` and are completed
+    by the callbacks through `resolve(total_steps)`.
+    """
+
+    def __call__(self, step):
+        raise NotImplementedError
+
+    @property
+    def max_rate(self):
+        """Upper bound of the rate over all steps (used to validate targets early)."""
+        return None
+
+    def resolve(self, total_steps):
+        """Returns a copy with `end_step=None` replaced by `total_steps`."""
+        del total_steps
+        return self
+
+    def get_config(self):
+        return {}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.get_config() == other.get_config()
+
+    def __hash__(self):
+        return hash((type(self).__name__, tuple(sorted(self.get_config().items()))))
+
+
+@keras.saving.register_keras_serializable(package="keras_dropouts")
+class Constant(Schedule):
+    """The same rate at every step.
+
+    Args:
+        rate: Float in [0, 1].
+
+    Example:
+    >>> Constant(0.1)(1000)
+    0.1
+    """
+
+    def __init__(self, rate):
+        self.rate = _check_rate(rate, "rate")
+
+    def __call__(self, step):
+        return self.rate
+
+    @property
+    def max_rate(self):
+        return self.rate
+
+    def get_config(self):
+        return {"rate": self.rate}
+
+
+@keras.saving.register_keras_serializable(package="keras_dropouts")
+class LinearRamp(Schedule):
+    """Linear ramp from `start_rate` to `end_rate` (DropBlock's schedule).
+
+    DropBlock (Ghiasi et al. 2018) and ProbDropBlock ramp the rate linearly from 0
+    to the target over all of training: `LinearRamp(0.1)` inside a
+    `DropoutScheduler` does exactly that, with the end of training filled in when
+    `fit` starts.
+
+    Args:
+        end_rate: Float in [0, 1], the rate reached at `end_step`.
+        start_rate: Float in [0, 1], the rate up to `start_step`. Defaults to 0.
+        start_step: Int >= 0, where the ramp starts. Defaults to 0.
+        end_step: Int > `start_step`, where the ramp ends, or None for "the end of
+            training" (resolved by the callbacks).
+
+    Example:
+    >>> LinearRamp(0.1, end_step=100)(50)
+    0.05
+    """
+
+    def __init__(self, end_rate, start_rate=0.0, start_step=0, end_step=None):
+        self.end_rate = _check_rate(end_rate, "end_rate")
+        self.start_rate = _check_rate(start_rate, "start_rate")
+        self.start_step = _check_step(start_step, "start_step")
+        self.end_step = _check_step(end_step, "end_step", allow_none=True)
+        if self.end_step is not None and self.end_step < self.start_step:
+            raise ValueError(
+                "Argument `end_step` must be >= `start_step`. "
+                f"Received: start_step={start_step}, end_step={end_step}"
+            )
+
+    def __call__(self, step):
+        if self.end_step is None:
+            raise ValueError(
+                "LinearRamp(end_step=None) ramps until the end of training: use it inside "
+                "`keras_dropouts.callbacks.DropoutScheduler`, or pass `end_step`."
+            )
+        return linear_ramp(step, self.end_rate, self.end_step, self.start_rate, self.start_step)
+
+    @property
+    def max_rate(self):
+        return max(self.start_rate, self.end_rate)
+
+    def resolve(self, total_steps):
+        if self.end_step is not None or total_steps is None:
+            return self
+        config = self.get_config()
+        config["end_step"] = max(int(total_steps), self.start_step)
+        return type(self)(**config)
+
+    def get_config(self):
+        return {
+            "end_rate": self.end_rate,
+            "start_rate": self.start_rate,
+            "start_step": self.start_step,
+            "end_step": self.end_step,
+        }
+
+
+@keras.saving.register_keras_serializable(package="keras_dropouts")
+class Early(Schedule):
+    """Early dropout schedule (Liu et al. 2023, "Dropout Reduces Underfitting").
+
+    Args:
+        rate: Float in [0, 1], the rate at step 0.
+        cutoff_step: Int >= 0, the first step without dropout.
+        mode: `"constant"` (rate until the cutoff, then 0) or `"linear"` (from
+            `rate` linearly down to 0 at the cutoff).
+
+    Example:
+    >>> s = Early(0.1, cutoff_step=100, mode="linear")
+    >>> s(0), s(50), s(100)
+    (0.1, 0.05, 0.0)
+    """
+
+    def __init__(self, rate, cutoff_step, mode="constant"):
+        self.rate = _check_rate(rate, "rate")
+        self.cutoff_step = _check_step(cutoff_step, "cutoff_step")
+        self.mode = _check_mode(mode)
+
+    def __call__(self, step):
+        return early_rate(step, self.rate, self.cutoff_step, self.mode)
+
+    @property
+    def max_rate(self):
+        return self.rate if self.cutoff_step > 0 else 0.0
+
+    def get_config(self):
+        return {"rate": self.rate, "cutoff_step": self.cutoff_step, "mode": self.mode}
+
+
+@keras.saving.register_keras_serializable(package="keras_dropouts")
+class Late(Schedule):
+    """Late dropout schedule (Liu et al. 2023): no dropout until `start_step`.
+
+    Args:
+        rate: Float in [0, 1], the rate from `start_step` on (constant mode) or
+            reached at `end_step` (linear mode).
+        start_step: Int >= 0, the first step with dropout.
+        mode: `"constant"` or `"linear"` (a linear rise from 0 at `start_step` to
+            `rate` at `end_step`).
+        end_step: Int, end of the linear rise, or None for "the end of training"
+            (resolved by the callbacks). Ignored in constant mode.
+
+    Example:
+    >>> s = Late(0.4, start_step=100)
+    >>> s(99), s(100)
+    (0.0, 0.4)
+    """
+
+    def __init__(self, rate, start_step, mode="constant", end_step=None):
+        self.rate = _check_rate(rate, "rate")
+        self.start_step = _check_step(start_step, "start_step")
+        self.mode = _check_mode(mode)
+        self.end_step = _check_step(end_step, "end_step", allow_none=True)
+        if self.end_step is not None and self.end_step < self.start_step:
+            raise ValueError(
+                "Argument `end_step` must be >= `start_step`. "
+                f"Received: start_step={start_step}, end_step={end_step}"
+            )
+
+    def __call__(self, step):
+        if self.mode == "linear" and self.end_step is None:
+            raise ValueError(
+                "Late(mode='linear', end_step=None) rises until the end of training: use it "
+                "inside a keras_dropouts callback, or pass `end_step`."
+            )
+        return late_rate(step, self.rate, self.start_step, self.mode, self.end_step)
+
+    @property
+    def max_rate(self):
+        return self.rate
+
+    def resolve(self, total_steps):
+        if self.mode != "linear" or self.end_step is not None or total_steps is None:
+            return self
+        config = self.get_config()
+        config["end_step"] = max(int(total_steps), self.start_step)
+        return type(self)(**config)
+
+    def get_config(self):
+        return {
+            "rate": self.rate,
+            "start_step": self.start_step,
+            "mode": self.mode,
+            "end_step": self.end_step,
+        }
+
+
+__all__ = [
+    "Constant",
+    "Early",
+    "Late",
+    "LinearRamp",
+    "Schedule",
+    "constant_rate",
+    "early_rate",
+    "late_rate",
+    "linear_ramp",
+]

@@ -1,0 +1,154 @@
+"""EarlyDropout and LateDropout (Liu et al. 2023, "Dropout Reduces Underfitting")."""
+
+from keras_dropouts import schedules
+from keras_dropouts.callbacks.scheduler import DropoutScheduler
+
+
+def _check_epoch(value, name):
+    if value is None:
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"Argument `{name}` must be a number >= 0. Received: {name}={value!r}")
+    if not value >= 0:
+        raise ValueError(f"Argument `{name}` must be >= 0. Received: {name}={value!r}")
+    return value
+
+
+def _to_step(epochs, steps_per_epoch):
+    return round(epochs * steps_per_epoch)
+
+
+class EarlyDropout(DropoutScheduler):
+    """Early dropout: dropout only in the first epochs of training.
+
+    Liu et al. 2023 show that dropout applied only early in training reduces
+    underfitting of small models (ViT-T: rate 0.1, linear, cutoff at epoch 50 of
+    300). The rate is updated before every optimizer step:
+
+    - `mode="constant"`: `rate` for steps `< cutoff`, then 0.
+    - `mode="linear"`: `rate * (1 - step / cutoff)` before the cutoff, then 0.
+
+    where `cutoff = cutoff_epoch * steps_per_epoch` (or `cutoff_step`) and `step`
+    is `model.optimizer.iterations`, so the schedule survives `initial_epoch` and
+    reloading. See `DropoutScheduler` for targets, stock layers and logging.
+
+    Args:
+        rate: Float in [0, 1], the early rate.
+        cutoff_epoch: Number >= 0 (may be fractional): the epoch at which dropout
+            stops. Give either this or `cutoff_step`.
+        mode: `"constant"` or `"linear"`.
+        layers: Target selection, see `DropoutScheduler` (default: every
+            `keras_dropouts` layer in the model).
+        cutoff_step: Int >= 0, the cutoff in optimizer steps instead of epochs.
+        **kwargs: `depth_rule`, `steps_per_epoch`, `verbose`, `log_name` of
+            `DropoutScheduler`.
+
+    Example:
+    >>> cb = EarlyDropout(0.1, cutoff_epoch=50, mode="linear")
+    >>> model.fit(x, y, epochs=300, callbacks=[cb])
+    """
+
+    def __init__(
+        self, rate, cutoff_epoch=None, mode="constant", layers=None, cutoff_step=None, **kwargs
+    ):
+        self.rate = schedules._check_rate(rate, "rate")
+        self.mode = schedules._check_mode(mode)
+        if (cutoff_epoch is None) == (cutoff_step is None):
+            raise ValueError(
+                "Pass exactly one of `cutoff_epoch` and `cutoff_step`. "
+                f"Received: cutoff_epoch={cutoff_epoch!r}, cutoff_step={cutoff_step!r}"
+            )
+        self.cutoff_epoch = _check_epoch(cutoff_epoch, "cutoff_epoch")
+        self.cutoff_step = schedules._check_step(cutoff_step, "cutoff_step", allow_none=True)
+        super().__init__(self._schedule_for, layers=layers, **kwargs)
+
+    def _schedule_for(self, step):  # placeholder; replaced in `_make_schedule`
+        raise RuntimeError("EarlyDropout's schedule is built when `fit` starts.")
+
+    def _make_schedule(self, steps_per_epoch, total_steps):
+        cutoff = self.cutoff_step
+        if cutoff is None:
+            if not steps_per_epoch:
+                raise ValueError(self._unknown_steps_message())
+            cutoff = _to_step(self.cutoff_epoch, steps_per_epoch)
+        return schedules.Early(self.rate, cutoff, self.mode)
+
+
+class LateDropout(DropoutScheduler):
+    """Late dropout: no dropout in the first epochs, then `rate`.
+
+    Liu et al. 2023 use it against overfitting (late stochastic depth for ViT-B:
+    rate 0.4, constant, from epoch 50). With `depth_rule=True` and DropPath targets
+    the per-block rates follow `linspace(0, rate, depth)`.
+
+    - `mode="constant"`: 0 for steps `< start`, then `rate`.
+    - `mode="linear"`: 0 up to `start`, then a linear rise reaching `rate` at the
+      end of training (or at `end_epoch` / `end_step`).
+
+    Args:
+        rate: Float in [0, 1], the late rate.
+        start_epoch: Number >= 0 (may be fractional), the first epoch with dropout.
+            Give either this or `start_step`.
+        mode: `"constant"` or `"linear"`.
+        layers: Target selection, see `DropoutScheduler`.
+        start_step: Int >= 0, the start in optimizer steps instead of epochs.
+        end_epoch: End of the linear rise in epochs (default: end of training).
+        end_step: End of the linear rise in steps.
+        **kwargs: `depth_rule`, `steps_per_epoch`, `verbose`, `log_name` of
+            `DropoutScheduler`.
+
+    Example:
+    >>> cb = LateDropout(0.4, start_epoch=50, layers=DropPath, depth_rule=True)
+    """
+
+    def __init__(
+        self,
+        rate,
+        start_epoch=None,
+        mode="constant",
+        layers=None,
+        start_step=None,
+        end_epoch=None,
+        end_step=None,
+        **kwargs,
+    ):
+        self.rate = schedules._check_rate(rate, "rate")
+        self.mode = schedules._check_mode(mode)
+        if (start_epoch is None) == (start_step is None):
+            raise ValueError(
+                "Pass exactly one of `start_epoch` and `start_step`. "
+                f"Received: start_epoch={start_epoch!r}, start_step={start_step!r}"
+            )
+        if end_epoch is not None and end_step is not None:
+            raise ValueError("Pass at most one of `end_epoch` and `end_step`.")
+        self.start_epoch = _check_epoch(start_epoch, "start_epoch")
+        self.start_step = schedules._check_step(start_step, "start_step", allow_none=True)
+        self.end_epoch = _check_epoch(end_epoch, "end_epoch")
+        self.end_step = schedules._check_step(end_step, "end_step", allow_none=True)
+        super().__init__(self._schedule_for, layers=layers, **kwargs)
+
+    def _schedule_for(self, step):  # placeholder; replaced in `_make_schedule`
+        raise RuntimeError("LateDropout's schedule is built when `fit` starts.")
+
+    def _make_schedule(self, steps_per_epoch, total_steps):
+        linear = self.mode == "linear"
+        needs_spe = self.start_step is None or (linear and self.end_epoch is not None)
+        needs_total = self.mode == "linear" and self.end_epoch is None and self.end_step is None
+        if (needs_spe and not steps_per_epoch) or (needs_total and total_steps is None):
+            raise ValueError(self._unknown_steps_message())
+        start = self.start_step
+        if start is None:
+            start = _to_step(self.start_epoch, steps_per_epoch)
+        end = self.end_step
+        if self.mode == "linear" and end is None:
+            end = total_steps
+            if self.end_epoch is not None:
+                end = _to_step(self.end_epoch, steps_per_epoch)
+        if end is not None:
+            end = max(end, start)
+        return schedules.Late(self.rate, start, self.mode, end_step=end)
+
+
+__all__ = ["EarlyDropout", "LateDropout"]

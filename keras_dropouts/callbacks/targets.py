@@ -1,0 +1,160 @@
+"""Finding and selecting the dropout layers a callback controls."""
+
+import keras
+
+from keras_dropouts.layers.base import RateLayer
+
+#: Stock Keras layers whose (Python float) `rate` the callbacks can switch by retracing.
+STOCK_TYPES = (
+    keras.layers.Dropout,  # includes SpatialDropout1D/2D/3D
+    keras.layers.GaussianDropout,
+    keras.layers.AlphaDropout,
+)
+
+
+def is_package_layer(layer):
+    """True for layers whose rate lives in a variable (no retrace needed)."""
+    return isinstance(layer, RateLayer)
+
+
+def is_stock_layer(layer):
+    """True for stock Keras dropout layers (rate is a Python float read at trace time)."""
+    return isinstance(layer, STOCK_TYPES) and not isinstance(layer, RateLayer)
+
+
+def iter_layers(model):
+    """All sub-layers of `model`, depth first, in model order, each once.
+
+    Recurses into nested models, keras-hub backbones and any layer that tracks
+    sub-layers. Functional models list their layers in graph order, so for a
+    stack of residual blocks the DropPath layers come out shallow to deep.
+    """
+    seen = set()
+    out = []
+
+    def children(layer):
+        if isinstance(layer, keras.Model):
+            return list(layer.layers)
+        return list(getattr(layer, "_layers", []) or [])
+
+    def visit(layer):
+        for sub in children(layer):
+            if id(sub) in seen:
+                continue
+            seen.add(id(sub))
+            out.append(sub)
+            visit(sub)
+
+    visit(model)
+    return out
+
+
+def _describe(spec):
+    if isinstance(spec, type):
+        return spec.__name__
+    if isinstance(spec, keras.layers.Layer):
+        return f"<layer {spec.name!r}>"
+    return repr(spec)
+
+
+def _matches(layer, spec):
+    if isinstance(spec, keras.layers.Layer):
+        return layer is spec
+    if isinstance(spec, str):
+        return layer.name == spec
+    if isinstance(spec, type):
+        return isinstance(layer, spec)
+    if callable(spec):
+        return bool(spec(layer))
+    raise ValueError(
+        "Argument `layers` must be None, or a layer, layer name, layer class or "
+        f"predicate, or a list of those. Received an item: {spec!r}"
+    )
+
+
+def select_layers(model, layers=None):
+    """Returns the dropout layers of `model` a callback should control.
+
+    Args:
+        model: A Keras model (Sequential, functional, subclassed, keras-hub).
+        layers: None for every `keras_dropouts` layer in the model (found
+            recursively); otherwise a layer instance, a layer name, a layer class,
+            a predicate `fn(layer) -> bool`, or a list mixing those. Explicit
+            selections may include stock Keras dropout layers (`Dropout`,
+            `SpatialDropout*`, `GaussianDropout`, `AlphaDropout`).
+
+    Returns:
+        A list of layers in model order, without duplicates.
+
+    Raises:
+        ValueError: if nothing matches, or a selected layer has no dropout rate.
+
+    Example:
+    >>> select_layers(model, [keras_dropouts.layers.DropPath, "head_dropout"])
+    """
+    all_layers = iter_layers(model)
+    if layers is None:
+        selected = [layer for layer in all_layers if is_package_layer(layer)]
+        if not selected:
+            stock = [layer.name for layer in all_layers if is_stock_layer(layer)]
+            hint = ""
+            if stock:
+                hint = (
+                    f" The model has stock dropout layers {stock[:5]}: select them explicitly "
+                    "with `layers=keras.layers.Dropout` (switched by retracing), or convert them "
+                    "with `keras_dropouts.callbacks.swap_dropout(model)`."
+                )
+            raise ValueError(
+                f"No keras_dropouts layer found in model {model.name!r}; nothing to schedule."
+                + hint
+            )
+        return selected
+
+    specs = list(layers) if isinstance(layers, (list, tuple, set)) else [layers]
+    if not specs:
+        raise ValueError("Argument `layers` is an empty list; pass None for every dropout layer.")
+    selected = []
+    seen = set()
+    known = {id(x) for x in all_layers}
+    for spec in specs:
+        if isinstance(spec, keras.layers.Layer) and id(spec) not in known:
+            raise ValueError(
+                f"Argument `layers`: layer {spec.name!r} is not part of model {model.name!r}."
+            )
+        # Instances and names must point at dropout layers; classes and predicates
+        # simply skip non-dropout matches (a name predicate may also match a Dense).
+        strict = isinstance(spec, (keras.layers.Layer, str))
+        found = False
+        for layer in all_layers:
+            if not _matches(layer, spec):
+                continue
+            if not (is_package_layer(layer) or is_stock_layer(layer)):
+                if strict:
+                    _raise_not_dropout(layer)
+                continue
+            found = True
+            if id(layer) not in seen:
+                seen.add(id(layer))
+                selected.append(layer)
+        if not found:
+            raise ValueError(
+                f"Argument `layers`: no dropout layer of model {model.name!r} matches "
+                f"{_describe(spec)}."
+            )
+    if not all(isinstance(spec, keras.layers.Layer) for spec in specs):
+        # Model order (shallow to deep), which the depth rule relies on; an explicit
+        # list of layer instances keeps the order given.
+        order = {id(layer): i for i, layer in enumerate(all_layers)}
+        selected.sort(key=lambda layer: order[id(layer)])
+    return selected
+
+
+def _raise_not_dropout(layer):
+    raise ValueError(
+        f"Argument `layers`: layer {layer.name!r} ({type(layer).__name__}) has no schedulable "
+        "dropout rate. Supported: keras_dropouts layers and keras.layers.Dropout, "
+        "SpatialDropout1D/2D/3D, GaussianDropout, AlphaDropout."
+    )
+
+
+__all__ = ["STOCK_TYPES", "is_package_layer", "is_stock_layer", "iter_layers", "select_layers"]
