@@ -22,50 +22,14 @@ Data:
 
 import argparse
 import os
-import pickle
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 import keras_hub  # noqa: E402
-import numpy as np  # noqa: E402
 
 import keras_dropouts as kd  # noqa: E402
-
-
-def load_cifar10(data_dir, limit):
-    def read(name):
-        with open(os.path.join(data_dir, name), "rb") as f:
-            batch = pickle.load(f, encoding="bytes")
-        x = batch[b"data"].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).astype("float32") / 255
-        return x, np.array(batch[b"labels"], "int32")
-
-    parts = [read(f"data_batch_{i}") for i in range(1, 6)]
-    x_train = np.concatenate([p[0] for p in parts])
-    y_train = np.concatenate([p[1] for p in parts])
-    x_test, y_test = read("test_batch")
-    mean, std = x_train.mean((0, 1, 2)), x_train.std((0, 1, 2))
-    x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
-    if limit:
-        x_train, y_train = x_train[:limit], y_train[:limit]
-    return x_train, y_train, x_test, y_test
-
-
-def load_digits_32(limit):
-    from scipy.ndimage import zoom
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    x = zoom(digits.images.astype("float32") / 16.0, (1, 4, 4), order=1)[..., None]
-    y = digits.target.astype("int32")
-    rng = np.random.default_rng(0)
-    idx = rng.permutation(len(x))
-    x, y = x[idx], y[idx]
-    split = 1300
-    x_train, y_train = x[:split], y[:split]
-    if limit:
-        x_train, y_train = x_train[:limit], y_train[:limit]
-    return x_train, y_train, x[split:], y[split:]
+from image_data import load_cifar10, load_digits_upsampled  # noqa: E402
 
 
 def build(image_shape, num_classes, block_size):
@@ -117,9 +81,9 @@ def main(argv=None):
     keras.utils.set_random_seed(args.seed)
 
     if args.data_dir:
-        x_train, y_train, x_test, y_test = load_cifar10(args.data_dir, args.limit)
+        x_train, y_train, x_test, y_test = load_cifar10(args.data_dir, args.limit, standardize=True)
     else:
-        x_train, y_train, x_test, y_test = load_digits_32(args.limit)
+        x_train, y_train, x_test, y_test = load_digits_upsampled(4, args.limit)
     model = build(x_train.shape[1:], 10, args.block_size)
 
     def stage(prefix):

@@ -26,46 +26,14 @@ Data:
 
 import argparse
 import os
-import pickle
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 import keras_hub  # noqa: E402
-import numpy as np  # noqa: E402
 
 import keras_dropouts as kd  # noqa: E402
-
-
-def load_cifar10(data_dir, limit):
-    def read(name):
-        with open(os.path.join(data_dir, name), "rb") as f:
-            batch = pickle.load(f, encoding="bytes")
-        x = batch[b"data"].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).astype("float32") / 255
-        return x, np.array(batch[b"labels"], "int32")
-
-    parts = [read(f"data_batch_{i}") for i in range(1, 6)]
-    x_train = np.concatenate([p[0] for p in parts])
-    y_train = np.concatenate([p[1] for p in parts])
-    x_test, y_test = read("test_batch")
-    if limit:
-        x_train, y_train = x_train[:limit], y_train[:limit]
-    return x_train, y_train, x_test, y_test
-
-
-def load_digits_16(limit):
-    from scipy.ndimage import zoom
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    x = zoom(digits.images.astype("float32") / 16.0, (1, 2, 2), order=1)[..., None]
-    y = digits.target.astype("int32")
-    idx = np.random.default_rng(0).permutation(len(x))
-    x, y = x[idx], y[idx]
-    x_train, y_train = x[:1300], y[:1300]
-    if limit:
-        x_train, y_train = x_train[:limit], y_train[:limit]
-    return x_train, y_train, x[1300:], y[1300:]
+from image_data import load_cifar10, load_digits_upsampled  # noqa: E402
 
 
 def build(image_shape, patch_size, args):
@@ -131,7 +99,7 @@ def main(argv=None):
         x_train, y_train, x_test, y_test = load_cifar10(args.data_dir, args.limit)
         patch = 4
     else:
-        x_train, y_train, x_test, y_test = load_digits_16(args.limit)
+        x_train, y_train, x_test, y_test = load_digits_upsampled(2, args.limit)
         patch = 4
     model = build(x_train.shape[1:], patch, args)
     cutoff = args.cutoff_epoch if args.cutoff_epoch is not None else args.epochs / 6

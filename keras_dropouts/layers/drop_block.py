@@ -37,15 +37,15 @@ class _BlockLayer(RateLayer):
         return self._drop(inputs, self._mask_argument(mask))
 
     def _drop(self, inputs, mask):
-        return drop_block(
-            inputs,
-            self._rate,
-            self.block_size,
-            seed=self.seed_generator,
-            data_format=self.data_format,
-            per_channel=self.per_channel,
-            mask=mask,
-        )
+        return drop_block(inputs, self._rate, mask=mask, **self._op_arguments())
+
+    def _op_arguments(self):
+        return {
+            "block_size": self.block_size,
+            "seed": self.seed_generator,
+            "data_format": self.data_format,
+            "per_channel": self.per_channel,
+        }
 
     def get_config(self):
         config = super().get_config()

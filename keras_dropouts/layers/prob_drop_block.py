@@ -25,14 +25,8 @@ class _ProbBlockLayer(_BlockLayer):
 
     def _drop(self, inputs, mask):
         return prob_drop_block(
-            inputs,
-            self._rate,
-            self.block_size,
-            seed=self.seed_generator,
-            data_format=self.data_format,
-            per_channel=self.per_channel,
-            inverse_salience=self.inverse_salience,
-            mask=mask,
+            inputs, self._rate, mask=mask, inverse_salience=self.inverse_salience,
+            **self._op_arguments(),
         )
 
     def get_config(self):

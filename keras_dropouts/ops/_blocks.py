@@ -129,10 +129,21 @@ def apply_block_mask(x, dropped, geometry):
     return x * ops.cast(mask, x.dtype)
 
 
-def sequence_mask(mask, geometry):
-    """A Keras (batch, steps) padding mask as float32 (batch, steps, 1), or None."""
-    if mask is None:
-        return None
-    if geometry.n != 1:
-        raise ValueError("A padding `mask` is only supported for 1D inputs (batch, steps, channels).")
-    return ops.expand_dims(ops.cast(mask, "float32"), -1)
+def prepare(x, block_size, data_format, per_channel, mask):
+    """Checks the arguments; returns `(x, geometry, valid)` where `valid` (float32,
+    broadcastable to the mask) marks the allowed block centres, padding excluded."""
+    x = ops.convert_to_tensor(x)
+    n = len(x.shape) - 2
+    if n < 1:
+        check_input_rank(x, 1)
+    block_size = normalize_block_size(block_size, n)
+    data_format = normalize_data_format(data_format)
+    geometry = BlockGeometry(x, block_size, data_format, per_channel)
+    valid = geometry.valid_centres()
+    if mask is not None:
+        if n != 1:
+            raise ValueError(
+                "A padding `mask` is only supported for 1D inputs (batch, steps, channels)."
+            )
+        valid = valid * ops.expand_dims(ops.cast(mask, "float32"), -1)
+    return x, geometry, valid

@@ -38,17 +38,7 @@ def drop_block(
     Example:
     >>> y = drop_block(keras.ops.ones((2, 16, 16, 8)), 0.1, 5, seed=1)
     """
-    x = ops.convert_to_tensor(x)
-    n = len(x.shape) - 2
-    if n < 1:
-        _blocks.check_input_rank(x, 1)
-    block_size = _blocks.normalize_block_size(block_size, n)
-    data_format = _blocks.normalize_data_format(data_format)
-    geo = _blocks.BlockGeometry(x, block_size, data_format, per_channel)
-    valid = geo.valid_centres()
-    padding = _blocks.sequence_mask(mask, geo)
-    if padding is not None:
-        valid = valid * padding
+    x, geo, valid = _blocks.prepare(x, block_size, data_format, per_channel, mask)
     noise = uniform(geo.mask_shape, seed)
     seeds = ops.cast(noise < geo.gamma(rate), "float32") * valid
     return _blocks.apply_block_mask(x, geo.expand(seeds), geo)
