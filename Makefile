@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 EXTRAS := tensorflow,jax,torch,nlp,dev
 BACKENDS := tensorflow jax torch
 
-.PHONY: venv test test-tensorflow test-jax test-torch demo bench lint clean
+.PHONY: venv test demo bench lint clean
 
 venv: $(STAMP)
 
@@ -18,17 +18,27 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	@set -e; for b in $(BACKENDS); do \
 	  echo "=== KERAS_BACKEND=$$b"; \
-	  KERAS_BACKEND=$$b $(PY) -m pytest -q -p no:cacheprovider tests; \
+	  KERAS_BACKEND=$$b $(PY) -m pytest -q -p no:cacheprovider -n 2 tests; \
 	done
 
 test-%: $(STAMP)
-	KERAS_BACKEND=$* $(PY) -m pytest -q -p no:cacheprovider tests
+	KERAS_BACKEND=$* $(PY) -m pytest -q -p no:cacheprovider -n 2 tests
 
 demo: $(STAMP)
 	$(PY) examples/demo_digits.py
 
-bench: $(STAMP)
-	$(PY) benchmarks/bench_layers.py
+# Benchmarks also compare against keras-cv's DropBlock2D (the `cv` extra).
+$(VENV)/.bench: $(STAMP)
+	$(PY) -m pip install -q -e ".[$(EXTRAS),cv]"
+	touch $@
+
+bench: $(VENV)/.bench
+	@set -e; for b in $(BACKENDS); do \
+	  echo "=== KERAS_BACKEND=$$b"; \
+	  KERAS_BACKEND=$$b $(PY) benchmarks/bench_layers.py; \
+	  KERAS_BACKEND=$$b $(PY) benchmarks/bench_rdrop.py; \
+	  KERAS_BACKEND=$$b $(PY) benchmarks/bench_callbacks.py; \
+	done
 
 lint: $(STAMP)
 	$(PY) -m ruff check keras_dropouts tests examples benchmarks
