@@ -43,7 +43,7 @@ _DOC = """DropBlock whose block centres follow feature salience (ProbDropBlock).
     DropBlock's seed rate, so on average as many blocks are dropped as with DropBlock
     at the same rate, but salient regions are dropped more often. The paper ramps
     the rate linearly from 0 over training (e.g. `DropoutScheduler` with
-    `schedules.linear_ramp`); its RoBERTa setting used block 4 and a 0 -> 0.1 ramp.
+    `schedules.LinearRamp`); its RoBERTa setting used block 4 and a 0 -> 0.1 ramp.
 
     Args:
         rate: Float in [0, 1], the target fraction of units dropped.
