@@ -95,18 +95,25 @@ class BlockGeometry:
 
     def expand(self, seeds):
         """Grows each seed into a block: separable max-pool, one axis at a time."""
+        # torch pools channels_first natively and Keras would transpose the full mask
+        # around every channels_last pool (measured 5x slower on CPU); TF's CPU pool
+        # is channels_last only, and JAX does not care.
+        channels_first = backend.backend() == "torch"
+        if channels_first:
+            seeds = ops.moveaxis(seeds, -1, 1)
+        first_spatial = 2 if channels_first else 1
         for axis, w in enumerate(self.window):
             if w == 1:
                 continue
             pad = [[0, 0]] * (self.n + 2)
-            pad[axis + 1] = [(w - 1) // 2, w // 2]
+            pad[axis + first_spatial] = [(w - 1) // 2, w // 2]
             pool = [1] * self.n
             pool[axis] = w
             seeds = ops.max_pool(
                 ops.pad(seeds, pad), tuple(pool), strides=1, padding="valid",
-                data_format="channels_last",
+                data_format="channels_first" if channels_first else "channels_last",
             )
-        return seeds
+        return ops.moveaxis(seeds, 1, -1) if channels_first else seeds
 
     def to_input_layout(self, mask):
         """Moves the mask's channel axis to where the input has it."""
