@@ -23,19 +23,9 @@ An `end_step=None` means "the end of training": the callbacks fill it in from
 
 import keras
 
+from keras_dropouts._checks import check_rate
+
 MODES = ("constant", "linear")
-
-
-def _check_rate(rate, name):
-    try:
-        value = float(rate)
-    except (TypeError, ValueError):
-        raise ValueError(f"Argument `{name}` must be a number in [0, 1]. Received: {name}={rate!r}")
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(
-            f"Argument `{name}` must be in the range [0, 1]. Received: {name}={rate!r}"
-        )
-    return value
 
 
 def _check_step(step, name, allow_none=False):
@@ -146,10 +136,17 @@ class Schedule:
         """Upper bound of the rate over all steps (used to validate targets early)."""
         return None
 
+    def needs_end(self):
+        """True if this schedule's `end_step` is None and must be set by `resolve`."""
+        return False
+
     def resolve(self, total_steps):
         """Returns a copy with `end_step=None` replaced by `total_steps`."""
-        del total_steps
-        return self
+        if total_steps is None or not self.needs_end():
+            return self
+        config = self.get_config()
+        config["end_step"] = max(int(total_steps), self.start_step)
+        return type(self)(**config)
 
     def get_config(self):
         return {}
@@ -182,7 +179,7 @@ class Constant(Schedule):
     """
 
     def __init__(self, rate):
-        self.rate = _check_rate(rate, "rate")
+        self.rate = check_rate(rate, "rate")
 
     def __call__(self, step):
         return self.rate
@@ -217,8 +214,8 @@ class LinearRamp(Schedule):
     """
 
     def __init__(self, end_rate, start_rate=0.0, start_step=0, end_step=None):
-        self.end_rate = _check_rate(end_rate, "end_rate")
-        self.start_rate = _check_rate(start_rate, "start_rate")
+        self.end_rate = check_rate(end_rate, "end_rate")
+        self.start_rate = check_rate(start_rate, "start_rate")
         self.start_step = _check_step(start_step, "start_step")
         self.end_step = _check_step(end_step, "end_step", allow_none=True)
         if self.end_step is not None and self.end_step < self.start_step:
@@ -239,12 +236,8 @@ class LinearRamp(Schedule):
     def max_rate(self):
         return max(self.start_rate, self.end_rate)
 
-    def resolve(self, total_steps):
-        if self.end_step is not None or total_steps is None:
-            return self
-        config = self.get_config()
-        config["end_step"] = max(int(total_steps), self.start_step)
-        return type(self)(**config)
+    def needs_end(self):
+        return self.end_step is None
 
     def get_config(self):
         return {
@@ -272,7 +265,7 @@ class Early(Schedule):
     """
 
     def __init__(self, rate, cutoff_step, mode="constant"):
-        self.rate = _check_rate(rate, "rate")
+        self.rate = check_rate(rate, "rate")
         self.cutoff_step = _check_step(cutoff_step, "cutoff_step")
         self.mode = _check_mode(mode)
 
@@ -307,7 +300,7 @@ class Late(Schedule):
     """
 
     def __init__(self, rate, start_step, mode="constant", end_step=None):
-        self.rate = _check_rate(rate, "rate")
+        self.rate = check_rate(rate, "rate")
         self.start_step = _check_step(start_step, "start_step")
         self.mode = _check_mode(mode)
         self.end_step = _check_step(end_step, "end_step", allow_none=True)
@@ -329,12 +322,8 @@ class Late(Schedule):
     def max_rate(self):
         return self.rate
 
-    def resolve(self, total_steps):
-        if self.mode != "linear" or self.end_step is not None or total_steps is None:
-            return self
-        config = self.get_config()
-        config["end_step"] = max(int(total_steps), self.start_step)
-        return type(self)(**config)
+    def needs_end(self):
+        return self.mode == "linear" and self.end_step is None
 
     def get_config(self):
         return {

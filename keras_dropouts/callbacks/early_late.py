@@ -1,7 +1,16 @@
 """EarlyDropout and LateDropout (Liu et al. 2023, "Dropout Reduces Underfitting")."""
 
 from keras_dropouts import schedules
+from keras_dropouts._checks import check_rate
 from keras_dropouts.callbacks.scheduler import DropoutScheduler
+
+
+def _exactly_one(epoch_name, epoch, step_name, step):
+    if (epoch is None) == (step is None):
+        raise ValueError(
+            f"Pass exactly one of `{epoch_name}` and `{step_name}`. "
+            f"Received: {epoch_name}={epoch!r}, {step_name}={step!r}"
+        )
 
 
 def _check_epoch(value, name):
@@ -53,13 +62,9 @@ class EarlyDropout(DropoutScheduler):
     def __init__(
         self, rate, cutoff_epoch=None, mode="constant", layers=None, cutoff_step=None, **kwargs
     ):
-        self.rate = schedules._check_rate(rate, "rate")
+        self.rate = check_rate(rate, "rate")
         self.mode = schedules._check_mode(mode)
-        if (cutoff_epoch is None) == (cutoff_step is None):
-            raise ValueError(
-                "Pass exactly one of `cutoff_epoch` and `cutoff_step`. "
-                f"Received: cutoff_epoch={cutoff_epoch!r}, cutoff_step={cutoff_step!r}"
-            )
+        _exactly_one("cutoff_epoch", cutoff_epoch, "cutoff_step", cutoff_step)
         self.cutoff_epoch = _check_epoch(cutoff_epoch, "cutoff_epoch")
         self.cutoff_step = schedules._check_step(cutoff_step, "cutoff_step", allow_none=True)
         super().__init__(self._schedule_for, layers=layers, **kwargs)
@@ -114,13 +119,9 @@ class LateDropout(DropoutScheduler):
         end_step=None,
         **kwargs,
     ):
-        self.rate = schedules._check_rate(rate, "rate")
+        self.rate = check_rate(rate, "rate")
         self.mode = schedules._check_mode(mode)
-        if (start_epoch is None) == (start_step is None):
-            raise ValueError(
-                "Pass exactly one of `start_epoch` and `start_step`. "
-                f"Received: start_epoch={start_epoch!r}, start_step={start_step!r}"
-            )
+        _exactly_one("start_epoch", start_epoch, "start_step", start_step)
         if end_epoch is not None and end_step is not None:
             raise ValueError("Pass at most one of `end_epoch` and `end_step`.")
         self.start_epoch = _check_epoch(start_epoch, "start_epoch")
