@@ -30,17 +30,22 @@ class Scale(keras.layers.Layer):
         return x * keras.ops.cast(self.w, x.dtype)
 
 
+def seconds_per_call(step, steps, warmup):
+    """Mean wall time of `step()` over `steps` calls, after `warmup` calls."""
+    for _ in range(warmup):
+        step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return (time.perf_counter() - start) / steps
+
+
 def keras_step_time(layer, x, steps, warmup=2):
     inputs = keras.Input(x.shape[1:], batch_size=x.shape[0])
     model = keras.Model(inputs, layer(Scale()(inputs)))
     model.compile(optimizer=keras.optimizers.SGD(0.0), loss="mse", jit_compile="auto")
     y = np.zeros_like(x)
-    for _ in range(warmup):
-        model.train_on_batch(x, y)
-    start = time.perf_counter()
-    for _ in range(steps):
-        model.train_on_batch(x, y)
-    return (time.perf_counter() - start) / steps
+    return seconds_per_call(lambda: model.train_on_batch(x, y), steps, warmup)
 
 
 def keras_cv_candidate(rate, block):
@@ -66,12 +71,7 @@ def tf_eager_time(layer, x, steps, warmup=2):
             loss = tf.reduce_mean(tf.square(layer(t, training=True)))
         tape.gradient(loss, t)
 
-    for _ in range(warmup):
-        step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return (time.perf_counter() - start) / steps
+    return seconds_per_call(step, steps, warmup)
 
 
 def timm_time(x, rate, block, steps, warmup=2):
@@ -87,12 +87,7 @@ def timm_time(x, rate, block, steps, warmup=2):
         out = layer(t)
         out.square().mean().backward()
 
-    for _ in range(warmup):
-        step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return (time.perf_counter() - start) / steps
+    return seconds_per_call(step, steps, warmup)
 
 
 def main():

@@ -23,7 +23,8 @@ def build(width, n_in, n_out, seed=0):
     inputs = keras.Input((n_in,))
     h = inputs
     for i in range(2):
-        h = keras.layers.Dense(width, activation="relu", kernel_initializer=keras.initializers.GlorotUniform(seed + i))(h)
+        init = keras.initializers.GlorotUniform(seed + i)
+        h = keras.layers.Dense(width, activation="relu", kernel_initializer=init)(h)
         h = keras.layers.Dropout(0.2)(h)
     return inputs, keras.layers.Dense(n_out)(h)
 

@@ -40,6 +40,14 @@ def _check_step(step, name, allow_none=False):
     return value
 
 
+def _check_span(start_step, end_step):
+    if end_step is not None and end_step < start_step:
+        raise ValueError(
+            "Argument `end_step` must be >= `start_step`. "
+            f"Received: start_step={start_step}, end_step={end_step}"
+        )
+
+
 def _check_mode(mode):
     if mode not in MODES:
         raise ValueError(f"Argument `mode` must be one of {MODES}. Received: mode={mode!r}")
@@ -218,11 +226,7 @@ class LinearRamp(Schedule):
         self.start_rate = check_rate(start_rate, "start_rate")
         self.start_step = _check_step(start_step, "start_step")
         self.end_step = _check_step(end_step, "end_step", allow_none=True)
-        if self.end_step is not None and self.end_step < self.start_step:
-            raise ValueError(
-                "Argument `end_step` must be >= `start_step`. "
-                f"Received: start_step={start_step}, end_step={end_step}"
-            )
+        _check_span(self.start_step, self.end_step)
 
     def __call__(self, step):
         if self.end_step is None:
@@ -304,11 +308,7 @@ class Late(Schedule):
         self.start_step = _check_step(start_step, "start_step")
         self.mode = _check_mode(mode)
         self.end_step = _check_step(end_step, "end_step", allow_none=True)
-        if self.end_step is not None and self.end_step < self.start_step:
-            raise ValueError(
-                "Argument `end_step` must be >= `start_step`. "
-                f"Received: start_step={start_step}, end_step={end_step}"
-            )
+        _check_span(self.start_step, self.end_step)
 
     def __call__(self, step):
         if self.mode == "linear" and self.end_step is None:

@@ -26,7 +26,8 @@ def mlp(n_in=8, n_out=3, rate=0.3, activation=None, seed=0):
     h = keras.layers.Dense(16, activation="relu", kernel_initializer=keras.initializers.GlorotUniform(seed))(inputs)
     if rate:
         h = keras.layers.Dropout(rate, seed=seed)(h)
-    out = keras.layers.Dense(n_out, activation=activation, kernel_initializer=keras.initializers.GlorotUniform(seed + 1))(h)
+    init = keras.initializers.GlorotUniform(seed + 1)
+    out = keras.layers.Dense(n_out, activation=activation, kernel_initializer=init)(h)
     return inputs, out
 
 
