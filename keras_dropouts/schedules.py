@@ -1,10 +1,17 @@
-"""Rate schedules: pure functions of the optimizer step.
+"""Rate schedules: functions of the optimizer step, on the host or inside a compiled step.
 
 A schedule maps the global optimizer step (the value of
 `model.optimizer.iterations` *before* the step runs, i.e. 0 for the first step)
-to a drop rate in [0, 1]. Schedules are plain Python: they are evaluated on the
-host by the callbacks in `keras_dropouts.callbacks`, which write the result into
-the layers' rate variables.
+to a drop rate in [0, 1]. Every schedule here accepts either a Python number
+(returns a Python float) or a scalar tensor (returns a float32 tensor), so the
+callbacks in `keras_dropouts.callbacks` evaluate it *inside* the compiled train
+step, from the optimizer's step counter, with no host work per step.
+
+All built-in schedules are one family, "two knots": `v0` before step `a`, `v1`
+from step `b` on, linear in between (a jump when `a == b`). `Schedule.knots()`
+returns `(a, b, v0, v1)`; the callbacks keep those four numbers in each target
+layer's `rate_schedule` variable, so a new schedule or a second `fit` changes
+variable values, never the compiled step.
 
 Conventions at the boundaries (checked exactly by the tests):
 
@@ -18,63 +25,82 @@ Conventions at the boundaries (checked exactly by the tests):
   up to `start_step`, linear in between, `end_rate` from `end_step` on.
 
 An `end_step=None` means "the end of training": the callbacks fill it in from
-`epochs * steps_per_epoch` when `fit` starts (see `Schedule.resolve`).
+`epochs * steps_per_epoch` when `fit` starts (see `Schedule.resolve`). Inside the
+compiled step the step is a float32, exact up to 2**24 (16.7 million) steps.
 """
 
-import keras
+import numbers
 
-from keras_dropouts._checks import check_rate
+import keras
+import numpy as np
+from keras import ops
+
+from keras_dropouts._checks import check_choice, check_int, check_number, check_rate, invalid
 
 MODES = ("constant", "linear")
 
 
 def _check_step(step, name, allow_none=False):
-    if step is None and allow_none:
-        return None
-    try:
-        value = int(step)
-    except (TypeError, ValueError):
-        raise ValueError(f"Argument `{name}` must be an integer >= 0. Received: {name}={step!r}")
-    if value != step or value < 0:
-        raise ValueError(f"Argument `{name}` must be an integer >= 0. Received: {name}={step!r}")
-    return value
+    return check_int(step, name, 0, allow_none=allow_none)
 
 
-def _check_span(start_step, end_step):
+def _check_span(start_step, end_step, start_name="start_step", end_name="end_step"):
     if end_step is not None and end_step < start_step:
         raise ValueError(
-            "Argument `end_step` must be >= `start_step`. "
-            f"Received: start_step={start_step}, end_step={end_step}"
+            f"Invalid value received for argument `{end_name}`. Expected an integer >= "
+            f"`{start_name}` ({start_step}). Received: {end_name}={end_step!r}"
         )
 
 
 def _check_mode(mode):
-    if mode not in MODES:
-        raise ValueError(f"Argument `mode` must be one of {MODES}. Received: mode={mode!r}")
-    return mode
+    return check_choice(mode, "mode", MODES)
 
 
-def _interp(step, start_step, end_step, start_rate, end_rate):
-    if step <= start_step:
-        return start_rate
-    if step >= end_step:
-        return end_rate
-    frac = (step - start_step) / (end_step - start_step)
-    return start_rate + (end_rate - start_rate) * frac
+def is_host_step(step):
+    """True for a Python / NumPy number (host evaluation), False for a tensor."""
+    return isinstance(step, (numbers.Number, np.number)) and not isinstance(step, bool)
 
 
-# Pure functions ---------------------------------------------------------------------------
+def two_knots(step, a, b, v0, v1):
+    """`v0` for `step < a`, `v1` for `step >= b`, linear in between.
+
+    With `a == b` it is a step function (`v0` before `a`, `v1` from it on). On a
+    Python number it returns a Python float; on a tensor (any shape, `a`, `b`,
+    `v0`, `v1` broadcastable to it) a float32 tensor, with no Python branch on the
+    step's value, so it traces once under `jit` / `tf.function`.
+
+    Example:
+    >>> two_knots(5, 0, 10, 0.0, 0.1)
+    0.05
+    """
+    if is_host_step(step):
+        if step < a:
+            return float(v0)
+        if step >= b:
+            return float(v1)
+        return float(v0 + (v1 - v0) * (step - a) / (b - a))
+    s = ops.cast(step, "float32")
+    a, b, v0, v1 = (ops.cast(t, "float32") for t in (a, b, v0, v1))
+    ramp = v0 + (v1 - v0) * (s - a) / ops.maximum(b - a, 1.0)
+    return ops.where(s >= b, v1, ops.where(s < a, v0, ramp))
+
+
+def _check_host_step(step):
+    if is_host_step(step):
+        check_number(step, "step", min_value=0)
+
+
+# Function forms ---------------------------------------------------------------------------
 
 
 def constant_rate(step, rate):
-    """Returns `rate` at every step.
+    """Returns `rate` at every step (a float32 tensor when `step` is a tensor).
 
     Example:
     >>> constant_rate(10, 0.1)
     0.1
     """
-    del step
-    return float(rate)
+    return Constant(rate)(step)
 
 
 def linear_ramp(step, end_rate, end_step, start_rate=0.0, start_step=0):
@@ -86,9 +112,7 @@ def linear_ramp(step, end_rate, end_step, start_rate=0.0, start_step=0):
     >>> linear_ramp(50, 0.1, end_step=100)
     0.05
     """
-    if end_step <= start_step:
-        return float(end_rate if step >= end_step else start_rate)
-    return float(_interp(step, start_step, end_step, start_rate, end_rate))
+    return LinearRamp(end_rate, start_rate, start_step, end_step)(step)
 
 
 def early_rate(step, rate, cutoff_step, mode="constant"):
@@ -101,11 +125,7 @@ def early_rate(step, rate, cutoff_step, mode="constant"):
     >>> early_rate(99, 0.1, 100), early_rate(100, 0.1, 100)
     (0.1, 0.0)
     """
-    if step >= cutoff_step:
-        return 0.0
-    if mode == "constant":
-        return float(rate)
-    return float(rate) * (1.0 - step / cutoff_step)
+    return Early(rate, cutoff_step, mode)(step)
 
 
 def late_rate(step, rate, start_step, mode="constant", end_step=None):
@@ -118,26 +138,28 @@ def late_rate(step, rate, start_step, mode="constant", end_step=None):
     >>> late_rate(99, 0.1, 100), late_rate(100, 0.1, 100)
     (0.0, 0.1)
     """
-    if mode == "constant":
-        return 0.0 if step < start_step else float(rate)
-    if end_step is None:
-        raise ValueError("`end_step` is required for mode='linear'.")
-    return linear_ramp(step, rate, end_step, start_rate=0.0, start_step=start_step)
+    return Late(rate, start_step, mode, end_step)(step)
 
 
 # Serialisable schedule objects ---------------------------------------------------------------
 
 
 class Schedule:
-    """Base class of the rate schedules: `schedule(step) -> float rate`.
+    """Base class of the rate schedules: `schedule(step) -> rate`.
 
-    Subclasses implement `__call__` and `get_config`. Schedules whose length
-    depends on the length of training accept `end_step=None` and are completed
-    by the callbacks through `resolve(total_steps)`.
+    Subclasses implement `knots()` (the two-knot form `(a, b, v0, v1)`, see the
+    module docstring) and `get_config`. Schedules whose length depends on the
+    length of training accept `end_step=None` and are completed by the callbacks
+    through `resolve(total_steps)`.
     """
 
-    def __call__(self, step):
+    def knots(self):
+        """`(a, b, v0, v1)`: `v0` before step `a`, `v1` from step `b`, linear between."""
         raise NotImplementedError
+
+    def __call__(self, step):
+        _check_host_step(step)
+        return two_knots(step, *self.knots())
 
     @property
     def max_rate(self):
@@ -189,8 +211,8 @@ class Constant(Schedule):
     def __init__(self, rate):
         self.rate = check_rate(rate, "rate")
 
-    def __call__(self, step):
-        return self.rate
+    def knots(self):
+        return (0.0, 0.0, self.rate, self.rate)
 
     @property
     def max_rate(self):
@@ -213,7 +235,7 @@ class LinearRamp(Schedule):
         end_rate: Float in [0, 1], the rate reached at `end_step`.
         start_rate: Float in [0, 1], the rate up to `start_step`. Defaults to 0.
         start_step: Int >= 0, where the ramp starts. Defaults to 0.
-        end_step: Int > `start_step`, where the ramp ends, or None for "the end of
+        end_step: Int >= `start_step`, where the ramp ends, or None for "the end of
             training" (resolved by the callbacks).
 
     Example:
@@ -228,13 +250,13 @@ class LinearRamp(Schedule):
         self.end_step = _check_step(end_step, "end_step", allow_none=True)
         _check_span(self.start_step, self.end_step)
 
-    def __call__(self, step):
+    def knots(self):
         if self.end_step is None:
             raise ValueError(
                 "LinearRamp(end_step=None) ramps until the end of training: use it inside "
                 "`keras_dropouts.callbacks.DropoutScheduler`, or pass `end_step`."
             )
-        return linear_ramp(step, self.end_rate, self.end_step, self.start_rate, self.start_step)
+        return (self.start_step, self.end_step, self.start_rate, self.end_rate)
 
     @property
     def max_rate(self):
@@ -273,8 +295,9 @@ class Early(Schedule):
         self.cutoff_step = _check_step(cutoff_step, "cutoff_step")
         self.mode = _check_mode(mode)
 
-    def __call__(self, step):
-        return early_rate(step, self.rate, self.cutoff_step, self.mode)
+    def knots(self):
+        start = 0 if self.mode == "linear" else self.cutoff_step
+        return (start, self.cutoff_step, self.rate, 0.0)
 
     @property
     def max_rate(self):
@@ -294,8 +317,8 @@ class Late(Schedule):
         start_step: Int >= 0, the first step with dropout.
         mode: `"constant"` or `"linear"` (a linear rise from 0 at `start_step` to
             `rate` at `end_step`).
-        end_step: Int, end of the linear rise, or None for "the end of training"
-            (resolved by the callbacks). Ignored in constant mode.
+        end_step: Int >= `start_step`, end of the linear rise, or None for "the end
+            of training" (resolved by the callbacks). Ignored in constant mode.
 
     Example:
     >>> s = Late(0.4, start_step=100)
@@ -310,13 +333,15 @@ class Late(Schedule):
         self.end_step = _check_step(end_step, "end_step", allow_none=True)
         _check_span(self.start_step, self.end_step)
 
-    def __call__(self, step):
-        if self.mode == "linear" and self.end_step is None:
+    def knots(self):
+        if self.mode == "constant":
+            return (self.start_step, self.start_step, 0.0, self.rate)
+        if self.end_step is None:
             raise ValueError(
                 "Late(mode='linear', end_step=None) rises until the end of training: use it "
                 "inside a keras_dropouts callback, or pass `end_step`."
             )
-        return late_rate(step, self.rate, self.start_step, self.mode, self.end_step)
+        return (self.start_step, self.end_step, 0.0, self.rate)
 
     @property
     def max_rate(self):
@@ -334,6 +359,21 @@ class Late(Schedule):
         }
 
 
+def check_schedule_value(value, where):
+    """Validates one host value returned by a user schedule; returns it as a float."""
+    if hasattr(value, "shape") and not is_host_step(value):
+        if tuple(value.shape) != ():
+            raise ValueError(
+                f"{where} returned a tensor of shape {tuple(value.shape)}; a schedule must "
+                "return a scalar rate in [0, 1]."
+            )
+        value = np.asarray(ops.convert_to_numpy(value)).item()
+    try:
+        return check_rate(value, "rate")
+    except ValueError:
+        raise invalid(where, "a scalar rate between 0 and 1", value) from None
+
+
 __all__ = [
     "Constant",
     "Early",
@@ -344,4 +384,5 @@ __all__ = [
     "early_rate",
     "late_rate",
     "linear_ramp",
+    "two_knots",
 ]

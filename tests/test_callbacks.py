@@ -1,105 +1,21 @@
-"""Schedules reach the compiled train step at the very next optimizer step.
-
-A probe model feeds ones through a dropout layer; a metric reports the fraction of
-zeros of the *last* step (not an epoch mean), read from the batch logs, so the
-JAX state is never synced by the probe itself (DESIGN.md §2).
-"""
+"""Schedules reach the compiled train step at the very next optimizer step."""
 
 import keras
 import numpy as np
 import pytest
+from callback_helpers import (
+    BACKEND,
+    TRACES,
+    LastValue,
+    TraceCount,
+    ZeroFrac,
+    assert_follows,
+    fit_probe,
+    probe_model,
+)
 from keras import ops
 
 import keras_dropouts as kd
-
-BACKEND = keras.backend.backend()
-WIDTH, BATCH = 512, 32
-N_PER_STEP = WIDTH * BATCH
-TRACES = {"n": 0}
-
-
-class ZeroFrac(keras.layers.Layer):
-    def call(self, x):
-        return ops.mean(ops.cast(ops.equal(x, 0), "float32"), axis=-1, keepdims=True)
-
-
-class TraceCount(keras.layers.Layer):
-    """Identity that counts how often its `call` runs (once per trace when compiled)."""
-
-    def call(self, x):
-        TRACES["n"] += 1
-        return x
-
-
-class LastValue(keras.metrics.Metric):
-    def __init__(self, name="frac", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.v = self.add_variable(shape=(), initializer="zeros", name="v")
-
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        self.v.assign(ops.mean(ops.cast(y_pred, "float32")))
-
-    def result(self):
-        return ops.convert_to_tensor(self.v)
-
-    def reset_state(self):
-        self.v.assign(0.0)
-
-
-class Recorder(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.fracs = []
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.fracs.append(float(logs["zero_frac_frac"]))
-
-
-def probe_model(layer, jit="auto", steps_per_execution=1):
-    # "auto": XLA on TF/JAX, eager on torch (torch.compile is too slow for the suite).
-    inp = keras.Input((WIDTH,))
-    d = TraceCount()(layer(inp))
-    pred = keras.layers.Dense(1, kernel_initializer="zeros", name="pred")(d)
-    frac = ZeroFrac(name="zero_frac")(d)
-    model = keras.Model(inp, {"pred": pred, "zero_frac": frac})
-    model.compile(
-        keras.optimizers.SGD(1e-6),
-        loss={"pred": "mse", "zero_frac": None},
-        metrics={"zero_frac": [LastValue()]},
-        jit_compile=jit,
-        steps_per_execution=steps_per_execution,
-    )
-    return model
-
-
-def fit_probe(model, steps, callbacks, epochs=1, **kwargs):
-    n = BATCH * steps
-    x = np.ones((n, WIDTH), "float32")
-    y = {"pred": np.zeros((n, 1), "float32"), "zero_frac": np.zeros((n, 1), "float32")}
-    rec = Recorder()
-    history = model.fit(
-        x,
-        y,
-        batch_size=BATCH,
-        epochs=epochs,
-        verbose=0,
-        shuffle=False,
-        callbacks=[*callbacks, rec],
-        **kwargs,
-    )
-    return np.array(rec.fracs), history
-
-
-def assert_follows(fracs, expected):
-    expected = np.asarray(expected, "float64")
-    assert fracs.shape == expected.shape
-    # 6 standard errors of a binomial fraction over N_PER_STEP units, per step.
-    tol = 6 * np.sqrt(np.maximum(expected * (1 - expected), 1e-12) / N_PER_STEP) + 1e-6
-    bad = np.abs(fracs - expected) > tol
-    assert not bad.any(), f"steps {np.where(bad)[0]}: got {fracs[bad]}, expected {expected[bad]}"
-    # Exact zeros where the schedule says 0 (rate 0 never drops a unit).
-    np.testing.assert_array_equal(fracs[expected == 0], 0.0)
-
 
 # On torch "jit" means torch.compile: far too slow for this suite (eager only there).
 JITS = [False] if BACKEND == "torch" else [True, False]
@@ -121,7 +37,7 @@ def test_epoch_cutoffs_are_exact_and_follow_iterations(jit):
     fracs, hist = fit_probe(model, 4, [early], epochs=3)
     expected = [0.5 if s < 6 else 0.0 for s in range(12)]
     assert_follows(fracs, expected)
-    assert hist.history["dropout_rate"] == [0.5, 0.0, 0.0]
+    assert hist.history["early_dropout_rate"] == [0.5, 0.0, 0.0]
     # Resume with initial_epoch: the schedule follows optimizer.iterations (12 now).
     late = kd.callbacks.LateDropout(0.3, start_epoch=4)  # start at step 16
     fracs, _ = fit_probe(model, 4, [late], epochs=6, initial_epoch=3)
@@ -143,13 +59,14 @@ def test_schedule_survives_save_and_reload(tmp_path):
 
 
 @pytest.mark.skipif(BACKEND == "torch", reason="torch requires steps_per_execution=1")
-def test_steps_per_execution_granularity():
-    model = probe_model(kd.layers.ScheduledDropout(0.0, seed=4), steps_per_execution=3)
-    sched = kd.schedules.Early(0.6, 9, "linear")
+@pytest.mark.parametrize("jit", JITS)
+def test_steps_per_execution_rate_is_right_at_every_step(jit):
+    model = probe_model(kd.layers.ScheduledDropout(0.0, seed=4), jit=jit, steps_per_execution=4)
+    sched = kd.schedules.Early(0.6, 12, "linear")
     fracs, _ = fit_probe(model, 12, [kd.callbacks.DropoutScheduler(sched)])
-    # One callback per execution: all 3 steps use the rate of the first step of it;
-    # the metric shows the last step of each execution.
-    assert_follows(fracs, [sched(s) for s in (0, 3, 6, 9)])
+    # The metric shows the last step of each execution of 4 steps: the rate was
+    # computed inside the step, not once per execution (which would give 0.6, 0.4, 0.2).
+    assert_follows(fracs, [sched(s) for s in (3, 7, 11)])
 
 
 @pytest.mark.parametrize("jit", JITS)
@@ -173,6 +90,7 @@ def test_dropblock_ramp_over_all_training_in_one_line():
         model, 5, [kd.callbacks.DropoutScheduler(kd.schedules.LinearRamp(0.5))], epochs=2
     )
     assert_follows(fracs, [0.5 * s / 10 for s in range(10)])
+    # The log is read back from the layer: the rate of each epoch's last step.
     assert hist.history["dropout_rate"] == pytest.approx([0.2, 0.45])
 
 
@@ -205,7 +123,8 @@ def test_logs_and_verbose(capsys):
     _, hist = fit_probe(model, 2, [cb], epochs=3)
     assert hist.history["early_rate"] == [0.2, 0.0, 0.0]
     out = capsys.readouterr().out
-    assert "EarlyDropout: epoch 2, step 3: dropout rate 0.2 -> 0" in out
+    # Epochs are numbered as fit's own progress lines ("Epoch 2/3").
+    assert "EarlyDropout: Epoch 2: early_rate 0.2 -> 0 on 1 layer(s)." in out
     assert out.count("EarlyDropout:") == 1
 
 
@@ -213,7 +132,16 @@ def test_logs_and_verbose(capsys):
     ("factory", "match"),
     [
         (lambda: kd.callbacks.EarlyDropout(-0.1, 1), "rate"),
-        (lambda: kd.callbacks.EarlyDropout(1.5, 1), r"\[0, 1\]"),
+        (lambda: kd.callbacks.EarlyDropout(1.5, 1), "between 0 and 1"),
+        (lambda: kd.callbacks.EarlyDropout("0.1", 1), "rate"),
+        (lambda: kd.callbacks.EarlyDropout(0.1, "2"), "cutoff_epoch"),
+        (lambda: kd.callbacks.EarlyDropout(0.1, float("inf")), "cutoff_epoch"),
+        (lambda: kd.callbacks.EarlyDropout(0.1, cutoff_step=True), "cutoff_step"),
+        (lambda: kd.callbacks.LateDropout(0.1, 3, mode="linear", end_epoch=2), "end_epoch"),
+        (lambda: kd.callbacks.LateDropout(0.1, start_step=9, end_step=4), "end_step"),
+        (lambda: kd.callbacks.DropoutScheduler(lambda s: 0.1, verbose=2), "verbose"),
+        (lambda: kd.callbacks.DropoutScheduler(lambda s: 0.1, relative="yes"), "relative"),
+        (lambda: kd.callbacks.DropoutScheduler(lambda s: 0.1, log_name=""), "log_name"),
         (lambda: kd.callbacks.EarlyDropout(0.1, -2), "cutoff_epoch"),
         (lambda: kd.callbacks.EarlyDropout(0.1, 2, mode="cosine"), "mode"),
         (lambda: kd.callbacks.EarlyDropout(0.1), "cutoff_epoch"),
@@ -235,10 +163,19 @@ def test_non_callable_schedule():
         kd.callbacks.DropoutScheduler(0.1)
 
 
-def test_schedule_out_of_range_at_runtime():
+@pytest.mark.parametrize(
+    ("fn", "match"),
+    [
+        (lambda step: 1.5, r"returned 1\.5.*\[0, 1\]"),
+        (lambda step: "0.1", r"returned '0\.1'"),
+        (lambda step: None, "returned None"),
+        (lambda step: [0.1, 0.2], r"returned \[0\.1, 0\.2\]"),
+    ],
+)
+def test_schedule_bad_values_are_caught_at_fit_start(fn, match):
     model = probe_model(kd.layers.ScheduledDropout(0.0))
-    with pytest.raises(ValueError, match=r"returned 1\.5.*\[0, 1\]"):
-        fit_probe(model, 2, [kd.callbacks.DropoutScheduler(lambda step: 1.5)])
+    with pytest.raises(ValueError, match=match):
+        fit_probe(model, 2, [kd.callbacks.DropoutScheduler(fn)])
 
 
 def test_unknown_steps_per_epoch_is_a_clear_error():

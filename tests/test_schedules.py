@@ -87,13 +87,24 @@ def test_config_round_trip(schedule):
     ("factory", "match"),
     [
         (lambda: S.Early(-0.1, 10), "rate"),
-        (lambda: S.Early(1.5, 10), r"\[0, 1\]"),
+        (lambda: S.Early(1.5, 10), "between 0 and 1"),
         (lambda: S.Early(0.1, -1), "cutoff_step"),
         (lambda: S.Early(0.1, 10, mode="cubic"), "mode"),
         (lambda: S.Late(0.1, 2.5), "start_step"),
         (lambda: S.Late(0.1, 10, "linear", end_step=5), "end_step"),
         (lambda: S.LinearRamp(0.1, start_step=10, end_step=5), "end_step"),
         (lambda: S.Constant("x"), "rate"),
+        (lambda: S.Constant("0.1"), "rate"),
+        (lambda: S.Constant(True), "rate"),
+        (lambda: S.Constant(float("nan")), "rate"),
+        (lambda: S.Early(0.1, True), "cutoff_step"),
+        (lambda: S.Early(0.1, "2"), "cutoff_step"),
+        (lambda: S.LinearRamp(0.1, end_step=float("inf")), "end_step"),
+        (lambda: S.Late(0.1, 3, mode=None), "mode"),
+        (lambda: S.early_rate(0, 1.5, 10), "rate"),
+        (lambda: S.linear_ramp(0, 0.1, end_step=-4), "end_step"),
+        (lambda: S.late_rate(-1, 0.1, 3), "step"),
+        (lambda: S.constant_rate(0, -0.2), "rate"),
     ],
 )
 def test_bad_arguments(factory, match):
@@ -106,3 +117,50 @@ def test_values_always_in_unit_interval():
     for s in [S.Early(1.0, 100, "linear"), S.Late(1.0, 50, "linear", end_step=250)]:
         values = np.array([s(int(t)) for t in steps])
         assert values.min() >= 0.0 and values.max() <= 1.0
+
+
+SCHEDULES = [
+    S.Constant(0.3),
+    S.LinearRamp(0.5, start_rate=0.1, start_step=3, end_step=11),
+    S.LinearRamp(0.2, start_step=5, end_step=5),
+    S.Early(0.6, 7, "constant"),
+    S.Early(0.6, 7, "linear"),
+    S.Early(0.6, 0, "linear"),
+    S.Late(0.4, 6, "constant"),
+    S.Late(0.4, 6, "linear", end_step=13),
+]
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES, ids=repr)
+def test_tensor_steps_match_host_values(schedule):
+    steps = np.arange(0, 20)
+    host = np.array([schedule(int(s)) for s in steps], "float32")
+    tensor = keras.ops.convert_to_numpy(schedule(keras.ops.convert_to_tensor(steps, "int32")))
+    assert tensor.dtype == np.float32
+    np.testing.assert_allclose(tensor, host, rtol=0, atol=1e-7)
+    # Exact at the knots, where a one-step error would show.
+    a, b, v0, v1 = schedule.knots()
+    for step in {a, b, max(a - 1, 0)}:
+        assert float(schedule(keras.ops.convert_to_tensor(step, "int32"))) == pytest.approx(
+            schedule(step), abs=1e-7
+        )
+
+
+def test_function_forms_accept_tensor_steps():
+    step = keras.ops.convert_to_tensor(5, "int32")
+    assert float(S.early_rate(step, 0.2, 10, "linear")) == pytest.approx(0.1)
+    assert float(S.late_rate(step, 0.2, 5)) == pytest.approx(0.2)
+    assert float(S.linear_ramp(step, 0.2, end_step=10)) == pytest.approx(0.1)
+    assert float(S.constant_rate(step, 0.2)) == pytest.approx(0.2)
+
+
+def test_two_knots_reads_variable_knots():
+    """The knots can be variables: a new schedule is a value, not a new trace."""
+    knots = keras.Variable([0.0, 10.0, 0.0, 0.5], dtype="float32", trainable=False)
+
+    def f(step):
+        return S.two_knots(step, knots[0], knots[1], knots[2], knots[3])
+
+    assert float(f(keras.ops.convert_to_tensor(4.0))) == pytest.approx(0.2)
+    knots.assign([0.0, 20.0, 0.0, 1.0])
+    assert float(f(keras.ops.convert_to_tensor(5.0))) == pytest.approx(0.25)

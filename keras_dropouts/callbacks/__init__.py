@@ -3,7 +3,7 @@
 - `DropoutScheduler(schedule, layers=None)`: any `step -> rate` schedule.
 - `EarlyDropout(rate, cutoff_epoch, mode)` / `LateDropout(rate, start_epoch, mode)`:
   Liu et al. 2023.
-- `swap_dropout(model)`: stock `Dropout` -> `ScheduledDropout`, keeping weights.
+- `swap_dropout`: kept here for compatibility; it lives in `keras_dropouts.layers`.
 - `select_layers(model, layers)`: the target discovery the callbacks use.
 """
 

@@ -1,60 +1,69 @@
-"""DropoutScheduler: set dropout rates from a schedule of the optimizer step."""
+"""DropoutScheduler: dropout rates from a schedule of the optimizer step."""
 
-import functools
-import math
+import re
 import warnings
 
 import keras
 import numpy as np
 
+from keras_dropouts._checks import check_bool, check_int, invalid
+from keras_dropouts.callbacks import _in_step
 from keras_dropouts.callbacks._assign import RateWriter
-from keras_dropouts.callbacks.targets import is_package_layer, select_layers
+from keras_dropouts.callbacks.targets import configured_rate, is_package_layer, select_layers
+from keras_dropouts.schedules import Schedule, check_schedule_value
 
 # A stock-layer schedule that needs more distinct rates than this triggers a warning.
 _RETRACE_WARN_THRESHOLD = 8
-_UNSET = object()
+# Host checks of a schedule's range at `fit` start use this many steps.
+_PROBES = 65
 
 
-def _to_float(value):
-    if isinstance(value, (int, float)):
-        return float(value)
-    return float(keras.ops.convert_to_numpy(value))
+def _snake(name):
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
 class DropoutScheduler(keras.callbacks.Callback):
     """Sets the dropout rate of layers from a schedule of the global optimizer step.
 
-    Before every train step (in `on_train_batch_begin`) the callback evaluates
-    `schedule(step)`, where `step` is `model.optimizer.iterations` before that step
-    (0 for the very first step), and writes the result into the target layers.
-    Because the step comes from the optimizer, the schedule stays right with
-    `initial_epoch`, after reloading a saved model, and across several `fit` calls.
+    The rate of every `keras_dropouts` layer under the schedule is computed
+    **inside the compiled train step**, from the optimizer's step counter: when
+    `fit` starts, the callback installs the schedule once (built-in schedules as
+    four numbers in each layer's `rate_schedule` variable) and wraps the model's
+    `train_step`; no rate is written from the host during training and the batch
+    hooks do nothing for these layers. The rate is therefore right at every step,
+    also with `steps_per_execution > 1`, and a later `fit` with another schedule
+    reuses the compiled step. `step` is `model.optimizer.iterations` before the
+    step (0 for the very first step), so the schedule stays right with
+    `initial_epoch`, after reloading a saved model, and across several `fit`
+    calls, as learning-rate schedules do.
 
-    - `keras_dropouts` layers hold their rate in a variable read inside the
-      compiled step: the new rate applies at the very next optimizer step with no
-      retrace. Variables are only written when the rate changes.
+    - A user callable is traced into the step when it works on a scalar tensor
+      (built on `keras.ops`, like a `LearningRateSchedule`); one that cannot be
+      traced (e.g. a Python `if` on the step) is evaluated on the host before
+      every batch instead, with a one-time warning that names the reason.
     - Stock Keras layers (`Dropout`, `SpatialDropout*`, `GaussianDropout`,
-      `AlphaDropout`, e.g. the dropout inside keras-hub backbones) read their rate
-      at trace time; when selected explicitly, the callback sets their `rate` and
-      retraces the train function, once per distinct set of rates (earlier traces
-      are cached and reused). A schedule with many distinct values therefore
-      retraces often: the callback warns once and suggests `ScheduledDropout`
-      (see `swap_dropout`). A stock layer created with rate 0 has no seed
-      generator and cannot be switched on (a `ValueError` says so).
+      `AlphaDropout`, e.g. inside keras-hub backbones) read their rate at trace
+      time; when selected explicitly, the callback sets their `rate` from the
+      host and retraces the train function once per distinct set of rates
+      (earlier traces are reused), warning once when that would be often. A stock
+      layer built with rate 0 has no seed generator and cannot be switched on (a
+      `ValueError` says so); use `ScheduledDropout` (see `swap_dropout`).
 
-    Granularity: with `steps_per_execution=k > 1` (TF, JAX) callbacks run once per
-    execution, so the rate is updated every `k` steps, from the step index of the
-    first step of each execution.
+    A layer may be driven by one schedule only: two callbacks that target the
+    same layer, or log under the same key, raise a `ValueError` when `fit` starts.
+    Values of a schedule are checked on the host when `fit` starts (at 65 steps
+    spread over the run); inside the step they are clipped to [0, 1].
 
-    The current rate is added to the epoch logs under `log_name` (so `History`
-    and `TensorBoard` record it); with `depth_rule=True` the logged value is the
-    base (deepest) rate.
+    The rate is added to the epoch logs under `log_name` (so `History` and
+    `TensorBoard` record it), read back from the layers after the epoch's last
+    step: the schedule's value (the base rate with `depth_rule`, the factor with
+    `relative=True`).
 
     Args:
         schedule: Callable `schedule(step) -> rate` with rate in [0, 1]; a
             `keras_dropouts.schedules.Schedule` (e.g. `LinearRamp(0.1)`, whose end
-            is filled in with the length of training) or any
-            `keras.optimizers.schedules.LearningRateSchedule`-like object.
+            is filled in with the length of training) or any callable, e.g. a
+            `keras.optimizers.schedules.LearningRateSchedule`.
         layers: Which layers to control. None (default): every `keras_dropouts`
             layer in the model, found recursively (nested models, keras-hub
             backbones). Otherwise a layer, layer name, layer class, predicate
@@ -66,16 +75,23 @@ class DropoutScheduler(keras.callbacks.Callback):
         steps_per_epoch: Steps per epoch, used to resolve schedules that end "at
             the end of training" and epoch-based cutoffs. Defaults to the value
             `fit` knows (`params["steps"]`); required when it is unknown.
-        verbose: 0 (silent) or 1: print a short line when the rate switches
-            (from or to 0, and at most one line per epoch for gradual changes).
-        log_name: Key of the rate in the epoch logs. Defaults to
-            `"dropout_rate"`.
+        verbose: 0 (silent) or 1: at the end of an epoch in which the rate
+            changed, print one line (epochs numbered as `fit` prints them).
+        log_name: Key of the rate in the logs. Defaults to a key derived from the
+            targets (`"<name>_rate"` for `layers="<name>"`, `"drop_path_rate"` for
+            `layers=DropPath`) or else from the callback (`"dropout_rate"`,
+            `"early_dropout_rate"`, `"late_dropout_rate"`).
+        relative: If True, each target's rate is `schedule(step)` times the rate
+            the layer was built with (its configured rate), so layers with
+            different rates keep their proportions.
 
     Example:
     >>> # DropBlock's ramp from 0 to 0.1 over all of training, in one line:
     >>> cb = DropoutScheduler(keras_dropouts.schedules.LinearRamp(0.1))
     >>> model.fit(x, y, epochs=10, callbacks=[cb])
     """
+
+    _log_prefix = "dropout"
 
     def __init__(
         self,
@@ -84,7 +100,8 @@ class DropoutScheduler(keras.callbacks.Callback):
         depth_rule=False,
         steps_per_epoch=None,
         verbose=0,
-        log_name="dropout_rate",
+        log_name=None,
+        relative=False,
     ):
         super().__init__()
         if not callable(schedule):
@@ -92,25 +109,34 @@ class DropoutScheduler(keras.callbacks.Callback):
                 "Argument `schedule` must be a callable `schedule(step) -> rate`. "
                 f"Received: schedule={schedule!r}"
             )
-        if steps_per_epoch is not None and (
-            int(steps_per_epoch) != steps_per_epoch or steps_per_epoch < 1
-        ):
-            raise ValueError(
-                "Argument `steps_per_epoch` must be a positive integer or None. "
-                f"Received: steps_per_epoch={steps_per_epoch!r}"
-            )
-        if verbose not in (0, 1, True, False):
-            raise ValueError(f"Argument `verbose` must be 0 or 1. Received: verbose={verbose!r}")
         self.schedule = schedule
         self.layers = layers
-        self.depth_rule = bool(depth_rule)
-        self.steps_per_epoch = steps_per_epoch
+        self.depth_rule = check_bool(depth_rule, "depth_rule")
+        self.steps_per_epoch = check_int(steps_per_epoch, "steps_per_epoch", 1, allow_none=True)
+        if isinstance(verbose, str) or verbose not in (0, 1):
+            raise invalid("verbose", "0 or 1", verbose)
         self.verbose = int(verbose)
+        if log_name is not None and (not isinstance(log_name, str) or not log_name):
+            raise invalid("log_name", "a non-empty string or None", log_name)
         self.log_name = log_name
+        self.relative = check_bool(relative, "relative")
         self.retrace_count = 0
         self.targets = []
-        self._writer = None
-        self._jax_train_step = _UNSET
+        self.evaluation = None  # "in_step" or "host" for the package layers, set by `fit`
+
+    @property
+    def log_key(self):
+        """The key of this callback's rate in the logs."""
+        if self.log_name is not None:
+            return self.log_name
+        spec = self.layers
+        if isinstance(spec, str):
+            return f"{spec}_rate"
+        if isinstance(spec, type):
+            return f"{_snake(spec.__name__)}_rate"
+        if isinstance(spec, keras.layers.Layer):
+            return f"{spec.name}_rate"
+        return f"{self._log_prefix}_rate"
 
     # Hooks for subclasses --------------------------------------------------------------
 
@@ -123,6 +149,12 @@ class DropoutScheduler(keras.callbacks.Callback):
             schedule = schedule.resolve(total_steps)
         return schedule
 
+    def _base_scales(self):
+        """Per-target factors before the depth rule (the configured rates if relative)."""
+        if self.relative:
+            return [configured_rate(layer) for layer in self.targets]
+        return [1.0] * len(self.targets)
+
     def _unknown_steps_message(self):
         return (
             f"{type(self).__name__}: the number of steps per epoch is unknown (e.g. a dataset "
@@ -134,24 +166,21 @@ class DropoutScheduler(keras.callbacks.Callback):
     # Callback API ----------------------------------------------------------------------------
 
     def on_train_begin(self, logs=None):
-        model = self.model
+        model = self.model  # syncs the JAX state
+        hub = _in_step.hub_for(model)
+        hub.begin(self)
+        try:
+            self._begin(model, hub)
+        except Exception:
+            hub.end()  # `fit` stops here and calls no `on_train_end`
+            raise
+
+    def _begin(self, model, hub):
         self.targets = select_layers(model, self.layers)
-        self._package = [is_package_layer(layer) for layer in self.targets]
+        hub.claim(self, self.targets, self.log_key)
         n = len(self.targets)
-        if self.depth_rule:
-            self._scales = [float(s) for s in np.linspace(0.0, 1.0, n)]
-        else:
-            self._scales = [1.0] * n
-        self._current = [float(layer.rate) for layer in self.targets]
-        self._stock_idx = [i for i in range(n) if not self._package[i]]
-        self._package_idx = [i for i in range(n) if self._package[i]]
-        variables = [self.targets[i].rate_variable for i in self._package_idx]
-        writer = getattr(self, "_writer", None)
-        ids = [id(v) for v in variables]
-        if writer is None or writer.model is not model or [id(v) for v in writer.variables] != ids:
-            # Reused across `fit` calls (the TF branch compiles a small assign function).
-            self._writer = RateWriter(model, variables)
-        self._writer_pos = {i: k for k, i in enumerate(self._package_idx)}
+        depth = np.linspace(0.0, 1.0, n) if self.depth_rule else np.ones(n)
+        self._scales = [float(b * d) for b, d in zip(self._base_scales(), depth)]
 
         params = self.params or {}
         spe = self.steps_per_epoch or params.get("steps")
@@ -159,80 +188,143 @@ class DropoutScheduler(keras.callbacks.Callback):
         total = spe * epochs if (spe and epochs) else None
         self._spe = spe
         self._active_schedule = self._make_schedule(spe, total)
+        start = self._read_iterations()
+        self._check_range(start, total)
 
+        package = [i for i in range(n) if is_package_layer(self.targets[i])]
+        self._stock_idx = [i for i in range(n) if i not in package]
+        self._host_idx = []
+        self._install_in_step(hub, package)
+
+        self._current = [float(layer.rate) for layer in self.targets]
         self._last_base = None
-        self._last_logged_epoch = None
+        self._last_logged = self._rate_at(start)
+        self._fit_retraces = 0
         self._epoch = 0
-        self._epoch_start_step = self._read_iterations()
+        self._epoch_start_step = start
         self._fn_cache = {}
-        self._jax_train_step = _UNSET
+        self._writer = None
+        if self._host_idx:
+            variables = [self.targets[i].rate_variable for i in self._host_idx]
+            self._writer = RateWriter(model, variables)
+            self._writer_pos = {i: k for k, i in enumerate(self._host_idx)}
         if self._stock_idx:
             self._fn_cache[self._stock_key(self._current)] = model.train_function
             self._check_stock_can_switch_on(getattr(self._active_schedule, "max_rate", None))
             self._warned_retrace = False
-            self._maybe_warn_retraces(total)
+            self._maybe_warn_retraces(start, total)
+
+    def _install_in_step(self, hub, package):
+        self._in_step_idx = []
+        if not package:
+            self.evaluation = None
+            return
+        schedule = self._active_schedule
+        layers = [self.targets[i] for i in package]
+        if isinstance(schedule, Schedule):
+            a, b, v0, v1 = schedule.knots()
+            for i in package:
+                s = self._scales[i]
+                self.targets[i].rate_schedule_variable.assign(
+                    np.asarray([a, b, v0 * s, v1 * s], "float32")
+                )
+            hub.add_knots(layers)
+        else:
+            dtype = keras.backend.standardize_dtype(self._model.optimizer.iterations.dtype)
+            reason = _in_step.traceable(schedule, dtype)
+            if reason is not None:
+                warnings.warn(
+                    f"{type(self).__name__}: the schedule {schedule!r} cannot be evaluated "
+                    f"inside the compiled train step ({reason}), so its rates are written "
+                    "from the host before every batch, which is slow on accelerators. Build "
+                    "it from `keras.ops` (no Python `if` on the step), or use "
+                    "`keras_dropouts.schedules`.",
+                    stacklevel=2,
+                )
+                self.evaluation = "host"
+                self._host_idx = package
+                return
+            hub.add_fn(schedule, layers, [self._scales[i] for i in package])
+        self.evaluation = "in_step"
+        self._in_step_idx = package
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
-        self._epoch_start_step = self._read_iterations()
+        if self._host_idx or self._stock_idx:
+            self._epoch_start_step = self._read_iterations()
 
     def on_train_batch_begin(self, batch, logs=None):
-        self._apply(self._epoch_start_step + int(batch))
+        if self._host_idx or self._stock_idx:
+            self._apply(self._epoch_start_step + int(batch))
 
     def on_epoch_end(self, epoch, logs=None):
-        if logs is not None and self._last_base is not None:
-            logs[self.log_name] = self._last_base
+        rate = self._logged_rate()
+        if rate is None:
+            return
+        if logs is not None:
+            logs[self.log_key] = rate
+        if self.verbose and self._last_logged is not None and rate != self._last_logged:
+            print(
+                f"\n{type(self).__name__}: Epoch {epoch + 1}: {self.log_key} "
+                f"{self._last_logged:.4g} -> {rate:.4g} on {len(self.targets)} layer(s)."
+            )
+        self._last_logged = rate
 
     def on_train_end(self, logs=None):
-        # The model keeps the train function that matches the final rates.
+        hub = _in_step.hub_for(self._model)
+        # The model keeps the train function that matches stock layers' final rates.
+        hub.end(keep_function=self._fit_retraces == 0)
         self._fn_cache = {}
-        self._restore_train_step()
-
-    def _restore_train_step(self):
-        model = self._model
-        saved, self._jax_train_step = self._jax_train_step, _UNSET
-        if model is None or saved is _UNSET:
-            return
-        if saved is None:
-            model.__dict__.pop("train_step", None)
-        else:
-            model.__dict__["train_step"] = saved
 
     # Internals --------------------------------------------------------------------------------
+
+    def _logged_rate(self):
+        """The schedule's current value, read back from the layer with the largest factor."""
+        if not self.targets:
+            return None
+        k = int(np.argmax(self._scales))
+        scale = self._scales[k]
+        if scale == 0:
+            return 0.0
+        _ = self.model  # syncs the JAX state
+        return self.targets[k].rate / scale
 
     def _read_iterations(self):
         # `self.model` syncs the JAX state, so the value is current.
         return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations.value))
 
     def _rate_at(self, step):
-        rate = _to_float(self._active_schedule(step))
-        if math.isnan(rate) or not 0.0 <= rate <= 1.0:
+        value = self._active_schedule(step)
+        try:
+            return check_schedule_value(value, "rate")
+        except ValueError:
             raise ValueError(
-                f"{type(self).__name__}: schedule({step}) returned {rate!r}; a dropout rate "
-                "must be in the range [0, 1]."
-            )
-        return rate
+                f"{type(self).__name__}: schedule({step}) returned {value!r}; a dropout rate "
+                "must be a scalar in the range [0, 1]."
+            ) from None
+
+    def _check_range(self, start, total):
+        if total is None:
+            probe = [start]
+        else:
+            probe = np.unique(np.linspace(start, max(start, total - 1), _PROBES).round())
+        for step in probe:
+            self._rate_at(int(step))
 
     def _apply(self, step):
         base = self._rate_at(step)
         if base == self._last_base:
             return
-        previous = self._last_base
         rates = [base * s for s in self._scales]
-        changed_pkg = [i for i in self._package_idx if rates[i] != self._current[i]]
-        if changed_pkg:
-            # On JAX the writer either syncs the state first (as `self.model` does,
-            # DESIGN.md §2) or writes into the state the next step receives.
-            self._writer.write(
-                [self._writer_pos[i] for i in changed_pkg], [rates[i] for i in changed_pkg]
-            )
-            for i in changed_pkg:
+        changed = [i for i in self._host_idx if rates[i] != self._current[i]]
+        if changed:
+            # On JAX the writer syncs the state first (as `self.model` does, DESIGN.md §2).
+            self._writer.write([self._writer_pos[i] for i in changed], [rates[i] for i in changed])
+            for i in changed:
                 self._current[i] = rates[i]
         if any(rates[i] != self._current[i] for i in self._stock_idx):
             self._switch_stock(rates)
         self._last_base = base
-        if self.verbose:
-            self._report(step, previous, base)
 
     def _stock_key(self, rates):
         return tuple(rates[i] for i in self._stock_idx)
@@ -248,7 +340,7 @@ class DropoutScheduler(keras.callbacks.Callback):
                     f"keras.layers.{type(layer).__name__} built with rate=0; it never created "
                     "a seed generator, so it cannot be switched on during training. Build it "
                     "with a rate > 0, or use keras_dropouts.layers.ScheduledDropout (see "
-                    "keras_dropouts.callbacks.swap_dropout)."
+                    "keras_dropouts.layers.swap_dropout)."
                 )
 
     def _switch_stock(self, rates):
@@ -262,25 +354,17 @@ class DropoutScheduler(keras.callbacks.Callback):
         if cached is not None:
             model.train_function = cached
             return
-        if keras.backend.backend() == "jax":
-            # jax.jit caches traces by function: a new jit of the same bound method
-            # `model.train_step` would reuse the trace with the old rate baked in.
-            # A fresh wrapper object forces the one retrace this rate needs.
-            if self._jax_train_step is _UNSET:
-                self._jax_train_step = model.__dict__.get("train_step")
-            model.train_step = functools.partial(type(model).train_step, model)
-            model.make_train_function(force=True)
-        else:
-            model.make_train_function(force=True)
+        _in_step.hub_for(model).refresh()
         self._fn_cache[key] = model.train_function
         self.retrace_count += 1
+        self._fit_retraces += 1
         if len(self._fn_cache) > _RETRACE_WARN_THRESHOLD:
             self._warn_retraces()
 
-    def _maybe_warn_retraces(self, total):
-        if total is None or not callable(self._active_schedule):
+    def _maybe_warn_retraces(self, start, total):
+        if total is None:
             return
-        probe = np.unique(np.linspace(0, max(total - 1, 0), 64).round().astype(int))
+        probe = np.unique(np.linspace(start, max(start, total - 1), 64).round().astype(int))
         values = {self._rate_at(int(s)) for s in probe}
         if len(values) > _RETRACE_WARN_THRESHOLD:
             self._warn_retraces()
@@ -295,20 +379,8 @@ class DropoutScheduler(keras.callbacks.Callback):
             f"stock Keras dropout layers {names}, whose rate is fixed at trace time: the train "
             "function is retraced once per distinct rate. Use "
             "keras_dropouts.layers.ScheduledDropout (e.g. via "
-            "keras_dropouts.callbacks.swap_dropout(model)) to change rates without retracing.",
+            "keras_dropouts.layers.swap_dropout(model)) to change rates without retracing.",
             stacklevel=2,
-        )
-
-    def _report(self, step, previous, base):
-        if previous is None:
-            return
-        switched = (previous == 0) != (base == 0)
-        if not switched and self._last_logged_epoch == self._epoch:
-            return
-        self._last_logged_epoch = self._epoch
-        print(
-            f"\n{type(self).__name__}: epoch {self._epoch + 1}, step {step}: dropout rate "
-            f"{previous:.4g} -> {base:.4g} on {len(self.targets)} layer(s)."
         )
 
 

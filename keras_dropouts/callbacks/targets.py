@@ -1,5 +1,7 @@
 """Finding and selecting the dropout layers a callback controls."""
 
+import weakref
+
 import keras
 
 from keras_dropouts.layers.base import RateLayer
@@ -10,6 +12,22 @@ STOCK_TYPES = (
     keras.layers.GaussianDropout,
     keras.layers.AlphaDropout,
 )
+
+
+_CONFIGURED = weakref.WeakKeyDictionary()
+
+
+def configured_rate(layer):
+    """The rate `layer` was built with (not its current, possibly scheduled, rate).
+
+    Package layers keep it as `configured_rate`; for a stock Keras layer it is the
+    rate the first time a `keras_dropouts` callback saw the layer.
+    """
+    if is_package_layer(layer):
+        return layer.configured_rate
+    if layer not in _CONFIGURED:
+        _CONFIGURED[layer] = float(layer.rate)
+    return _CONFIGURED[layer]
 
 
 def is_package_layer(layer):
@@ -137,9 +155,10 @@ def select_layers(model, layers=None):
                 seen.add(id(layer))
                 selected.append(layer)
         if not found:
+            names = [x.name for x in all_layers if is_package_layer(x) or is_stock_layer(x)]
             raise ValueError(
                 f"Argument `layers`: no dropout layer of model {model.name!r} matches "
-                f"{_describe(spec)}."
+                f"{_describe(spec)}. Its dropout layers are: {names}."
             )
     if not all(isinstance(spec, keras.layers.Layer) for spec in specs):
         # Model order (shallow to deep), which the depth rule relies on; an explicit
