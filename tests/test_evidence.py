@@ -1,0 +1,56 @@
+"""Smoke test: `examples/evidence.py --profile smoke` runs end to end on the current backend."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import pytest
+
+pytest.importorskip("sklearn")
+pytest.importorskip("scipy")
+pytest.importorskip("matplotlib")
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "examples" / "evidence.py"
+
+
+def test_evidence_smoke(tmp_path):
+    out = tmp_path / "out"
+    env = dict(os.environ, KERAS_BACKEND=keras.backend.backend(), TF_CPP_MIN_LOG_LEVEL="3")
+    env.pop("XLA_FLAGS", None)  # one host device, like a user's run
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--profile", "smoke", "--out", str(out),
+         "--backend", keras.backend.backend()],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    last = proc.stdout.strip().splitlines()[-1]
+    assert re.fullmatch(r"resolved \d+ of 8 claims \(\d+ reproduced, \d+ refuted\)", last), last
+
+    results = json.loads((out / "results.json").read_text())
+    assert len(results["claims"]) == 8
+    assert {r["regime"] for r in results["runs"]} == {"overfit", "underfit"}
+    assert results["meta"]["same_init"] is True
+    md = (out / "evidence_smoke.md").read_text()
+    assert "| # | claim (paper) |" in md and "resolved" in md
+    for name in ("claims", "overfit", "occlusion", "equal_fraction", "underfit"):
+        assert (out / f"evidence_smoke_{name}.png").stat().st_size > 10_000
+
+    # The README generator: the section goes between the markers, links point into docs/.
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "evidence.md").write_text(md.replace("](evidence_smoke_", "](evidence_"))
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n<!-- evidence:start -->\nOLD\n<!-- evidence:end -->\ntail\n")
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--readme-only", "--readme", str(readme), "--docs", str(docs)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = readme.read_text()
+    assert "OLD" not in text and "](docs/evidence_claims.png)" in text
+    assert text.endswith("<!-- evidence:end -->\ntail\n")
