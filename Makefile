@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 EXTRAS := tensorflow,jax,torch,nlp,dev
 BACKENDS := tensorflow jax torch
 
-.PHONY: venv test demo bench lint clean
+.PHONY: venv test demo evidence bench lint clean
 
 venv: $(STAMP)
 
@@ -26,6 +26,10 @@ test-%: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) examples/demo_digits.py
+
+# Each paper's claim in its regime (~15 min on 2 CPU cores); see docs/evidence.md.
+evidence: $(STAMP)
+	$(PY) examples/evidence.py
 
 # Benchmarks also compare against keras-cv's DropBlock2D (the `cv` extra).
 $(VENV)/.bench: $(STAMP)
