@@ -1,3 +1,5 @@
+import types
+
 import keras
 import numpy as np
 import pytest
@@ -42,9 +44,12 @@ def test_noise_shape_broadcasts():
     assert np.all(y == y[:, :1, :])
 
 
-@pytest.mark.parametrize("bad", [-0.1, 1.5, "x"])
-def test_bad_rate_raises(bad):
-    with pytest.raises(ValueError, match="rate"):
+@pytest.mark.parametrize("bad", [-0.1, 1.5, "x", True, None])
+def test_bad_rate_raises_keras_message(bad):
+    with pytest.raises(
+        ValueError,
+        match="Invalid value received for argument `rate`. Expected a float value between 0 and 1.",
+    ):
         kd.layers.ScheduledDropout(bad)
 
 
@@ -66,3 +71,40 @@ def test_save_load_round_trip(tmp_path):
     assert isinstance(loaded.layers[0], kd.layers.ScheduledDropout)
     assert loaded.layers[0].rate == 0.35
     assert loaded.layers[0].seed == 5
+
+
+# Keras' own tests of keras.layers.Dropout, run against ScheduledDropout (issue 11): a
+# drop-in replacement must pass them, except for the weight count (our rate lives in
+# non-trainable variables by design).
+_keras_dropout_test = pytest.importorskip("keras.src.layers.regularization.dropout_test")
+
+
+class TestKerasDropoutSuiteOnScheduledDropout(_keras_dropout_test.DropoutTest):
+    def setUp(self):
+        super().setUp()
+        self._keras_layers = _keras_dropout_test.layers
+        _keras_dropout_test.layers = types.SimpleNamespace(Dropout=kd.layers.ScheduledDropout)
+
+    def tearDown(self):
+        _keras_dropout_test.layers = self._keras_layers
+        super().tearDown()
+
+    def test_dropout_basics(self):
+        n_rate_variables = len(kd.layers.ScheduledDropout(0.2).non_trainable_weights)
+        assert n_rate_variables >= 1
+        self.run_layer_test(
+            kd.layers.ScheduledDropout,
+            init_kwargs={"rate": 0.2},
+            input_shape=(2, 3),
+            call_kwargs={"training": True},
+            expected_output_shape=(2, 3),
+            expected_num_trainable_weights=0,
+            expected_num_non_trainable_weights=n_rate_variables,  # Keras' Dropout: 0
+            expected_num_seed_generators=1,
+            expected_num_losses=0,
+            supports_masking=True,
+            assert_built_after_instantiation=True,
+        )
+
+    def test_the_suite_sees_scheduled_dropout(self):
+        assert _keras_dropout_test.layers.Dropout is kd.layers.ScheduledDropout

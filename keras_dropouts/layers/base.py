@@ -4,6 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_dropouts import _checks
 from keras_dropouts._checks import check_rate
 
 
@@ -16,8 +17,13 @@ class RateLayer(keras.layers.Layer):
     model without a retrace. A `SeedGenerator` is always created, even at rate 0, so
     a layer that starts at 0 (late dropout) can be switched on later.
 
+    Arguments are checked like `keras.layers.Dropout` checks its own, with Keras'
+    message style ("Invalid value received for argument `rate`. Expected a float value
+    between 0 and 1. Received: rate=..."); inputs must be floating point.
+
     Args:
-        rate: Float in [0, 1], the expected fraction of units dropped.
+        rate: Float in [0, 1], the expected fraction of units dropped (a Python or
+            NumPy number; bools and strings are rejected).
         seed: Optional int seed for the layer's `SeedGenerator`.
         **kwargs: Base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
     """
@@ -25,10 +31,8 @@ class RateLayer(keras.layers.Layer):
     def __init__(self, rate, seed=None, **kwargs):
         super().__init__(**kwargs)
         rate = check_rate(rate)
-        if seed is not None and not isinstance(seed, int):
-            raise ValueError(f"Argument `seed` must be an int or None. Received: seed={seed!r}")
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.seed = _checks.check_seed(seed)
+        self.seed_generator = keras.random.SeedGenerator(self.seed)
         self._rate = self.add_weight(
             name="rate",
             shape=(),
@@ -53,6 +57,17 @@ class RateLayer(keras.layers.Layer):
     def rate_variable(self):
         """The float32 scalar variable that holds the rate (read inside `call`)."""
         return self._rate
+
+    def _build_at_construction(self):
+        """Marks a layer without a `build` method built, as `keras.layers.Dropout` does
+        at the end of its constructor (through the public `build`; a subclass that
+        defines its own `build` is built on first call as usual)."""
+        if type(self).build is keras.layers.Layer.build:
+            self.build(None)
+
+    def _check_inputs(self, inputs):
+        """Static checks of the call input: a floating dtype (no tensor values read)."""
+        _checks.check_float_dtype(inputs, "inputs", type(self).__name__)
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -2,9 +2,10 @@
 
 import keras
 
+from keras_dropouts import _checks
 from keras_dropouts.layers.base import RateLayer
 from keras_dropouts.ops import _blocks
-from keras_dropouts.ops.drop_block import drop_block
+from keras_dropouts.ops.drop_block import _drop_block
 
 
 class _BlockLayer(RateLayer):
@@ -18,26 +19,37 @@ class _BlockLayer(RateLayer):
         super().__init__(rate, seed=seed, **kwargs)
         self.block_size = _blocks.normalize_block_size(block_size, self.rank)
         self.data_format = _blocks.normalize_data_format(data_format)
-        self.per_channel = bool(per_channel)
+        self.per_channel = _checks.check_bool(per_channel, "per_channel")
+
+    def _check_rank(self, x):
+        _checks.check_input_rank(
+            x, "inputs", (self.rank + 2,), layout=_blocks.layout(self.rank),
+            owner=type(self).__name__,
+        )
 
     def build(self, input_shape):
-        if len(input_shape) != self.rank + 2:
-            raise ValueError(
-                f"{type(self).__name__} expects inputs of rank {self.rank + 2} "
-                f"(batch, {self.rank} spatial axes, channels). "
-                f"Received: input_shape={tuple(input_shape)}"
-            )
+        self._check_rank(keras.KerasTensor(input_shape))
 
-    def _mask_argument(self, mask):
-        return mask if self.rank == 1 else None
+    def _mask_argument(self, mask, inputs):
+        if self.rank != 1 or mask is None:
+            return None
+        return _blocks.check_padding_mask(mask, inputs, self.data_format)
 
     def call(self, inputs, training=False, mask=None):
+        # Static checks (rank, dtype) run on every call: a built layer called on
+        # another rank must blame the input, not `block_size`.
+        self._check_rank(inputs)
+        self._check_inputs(inputs)
         if not training:
             return inputs
-        return self._drop(inputs, self._mask_argument(mask))
+        return self._drop(inputs, self._mask_argument(mask, inputs))
 
     def _drop(self, inputs, mask):
-        return drop_block(inputs, self._rate, mask=mask, **self._op_arguments())
+        args = self._op_arguments()
+        return _drop_block(
+            inputs, self._rate, args["block_size"], args["seed"], args["data_format"],
+            args["per_channel"], mask,
+        )
 
     def _op_arguments(self):
         return {
@@ -70,8 +82,10 @@ _DOC = """Drops contiguous blocks of a feature map: DropBlock (Ghiasi et al. 201
     is how the paper's linear ramp (`keras_dropouts.callbacks`) is applied.
 
     Args:
-        rate: Float in [0, 1], the target fraction of units dropped.
-        block_size: Int, or a tuple of {rank} ints, one per spatial axis.
+        rate: Float in [0, 1], the target fraction of units dropped; rate 1 drops
+            every unit.
+        block_size: Positive int, or a tuple of {rank} positive ints, one per
+            spatial axis.
         data_format: "channels_last" {shape_last} or "channels_first"
             {shape_first}; defaults to `keras.config.image_data_format()`.
         seed: Optional int seed.
@@ -82,7 +96,7 @@ _DOC = """Drops contiguous blocks of a feature map: DropBlock (Ghiasi et al. 201
         **kwargs: Base layer arguments.
 
     Call arguments:
-        inputs: Tensor of rank {rank_plus_2}.
+        inputs: Floating-point tensor of rank {rank_plus_2}.
         training: Python bool; blocks are dropped only when True.
         {mask_doc}
     Example:

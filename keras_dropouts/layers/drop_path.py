@@ -3,7 +3,7 @@
 import keras
 
 from keras_dropouts.layers.base import RateLayer
-from keras_dropouts.ops.dropout import drop_path
+from keras_dropouts.ops.dropout import _dropout, check_drop_path_rank, path_noise_shape
 
 
 @keras.saving.register_keras_serializable(package="keras_dropouts")
@@ -21,7 +21,7 @@ class DropPath(RateLayer):
         **kwargs: Base layer arguments.
 
     Call arguments:
-        inputs: Tensor with the batch on axis 0.
+        inputs: Floating-point tensor with the batch on axis 0.
         training: Python bool; the branch is dropped only when True.
 
     Example:
@@ -29,7 +29,13 @@ class DropPath(RateLayer):
     >>> y = keras.layers.Add()([x, DropPath(0.1)(keras.layers.Dense(16)(x))])
     """
 
+    def __init__(self, rate, seed=None, **kwargs):
+        super().__init__(rate, seed=seed, **kwargs)
+        self._build_at_construction()
+
     def call(self, inputs, training=False):
+        self._check_inputs(inputs)
+        check_drop_path_rank(inputs, "inputs", type(self).__name__)
         if not training:
             return inputs
-        return drop_path(inputs, self._rate, seed=self.seed_generator)
+        return _dropout(inputs, self._rate, path_noise_shape(inputs), self.seed_generator)

@@ -2,8 +2,9 @@
 
 import keras
 
+from keras_dropouts import _checks
 from keras_dropouts.layers.drop_block import _BlockLayer, document
-from keras_dropouts.ops.prob_drop_block import prob_drop_block
+from keras_dropouts.ops.prob_drop_block import _prob_drop_block
 
 
 class _ProbBlockLayer(_BlockLayer):
@@ -21,12 +22,13 @@ class _ProbBlockLayer(_BlockLayer):
             rate, block_size, data_format=data_format, seed=seed, per_channel=per_channel,
             **kwargs,
         )
-        self.inverse_salience = bool(inverse_salience)
+        self.inverse_salience = _checks.check_bool(inverse_salience, "inverse_salience")
 
     def _drop(self, inputs, mask):
-        return prob_drop_block(
-            inputs, self._rate, mask=mask, inverse_salience=self.inverse_salience,
-            **self._op_arguments(),
+        args = self._op_arguments()
+        return _prob_drop_block(
+            inputs, self._rate, args["block_size"], args["seed"], args["data_format"],
+            args["per_channel"], self.inverse_salience, mask,
         )
 
     def get_config(self):
@@ -46,8 +48,10 @@ _DOC = """DropBlock whose block centres follow feature salience (ProbDropBlock).
     `schedules.LinearRamp`); its RoBERTa setting used block 4 and a 0 -> 0.1 ramp.
 
     Args:
-        rate: Float in [0, 1], the target fraction of units dropped.
-        block_size: Int, or a tuple of {rank} ints, one per spatial axis.
+        rate: Float in [0, 1], the target fraction of units dropped; rate 1 drops
+            every unit.
+        block_size: Positive int, or a tuple of {rank} positive ints, one per
+            spatial axis.
         data_format: "channels_last" {shape_last} or "channels_first"
             {shape_first}; defaults to `keras.config.image_data_format()`.
         seed: Optional int seed.
@@ -56,7 +60,7 @@ _DOC = """DropBlock whose block centres follow feature salience (ProbDropBlock).
         **kwargs: Base layer arguments.
 
     Call arguments:
-        inputs: Tensor of rank {rank_plus_2}.
+        inputs: Floating-point tensor of rank {rank_plus_2}.
         training: Python bool; blocks are dropped only when True.
         {mask_doc}
     Example:

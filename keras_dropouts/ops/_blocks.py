@@ -1,44 +1,103 @@
 """Shared geometry of DropBlock-style masks: argument checks, gamma, valid centres,
 block expansion and count/count_ones rescaling. All maths in float32."""
 
+import keras
 from keras import backend, ops
+
+from keras_dropouts import _checks
+from keras_dropouts.ops.dropout import rate_tensor, scale_kept
+
+
+_SPATIAL = {1: "steps", 2: "height, width", 3: "depth, height, width"}
 
 
 def normalize_data_format(data_format):
-    data_format = data_format or backend.image_data_format()
-    if data_format not in ("channels_last", "channels_first"):
-        raise ValueError(
-            "Argument `data_format` must be 'channels_last' or 'channels_first'. "
-            f"Received: data_format={data_format!r}"
-        )
-    return data_format
+    """`data_format` ("channels_last", "channels_first" or None: Keras' default)."""
+    _checks.check_choice(data_format, "data_format", ("channels_last", "channels_first", None))
+    return data_format or backend.image_data_format()
 
 
-def normalize_block_size(block_size, n):
-    """`block_size` as a tuple of `n` positive ints (an int is used on every axis)."""
-    if isinstance(block_size, int) and not isinstance(block_size, bool):
-        block_size = (block_size,) * n
+def normalize_block_size(block_size, n, x=None):
+    """`block_size` as a tuple of `n` positive ints (an int is used on every axis).
+
+    Integral floats (3.0) are accepted; bools, strings and fractional sizes are not.
+    With the input `x`, a tuple of the wrong length also names the input's shape.
+    """
+    expected = f"a positive integer or a tuple of {n} positive integers"
+    if x is not None:
+        expected += f" (one per spatial axis of the input of shape {_checks.shape_of(x)})"
+    if _checks.is_number(block_size):
+        sizes = (block_size,) * n
+    elif isinstance(block_size, (tuple, list)):
+        sizes = tuple(block_size)
+    else:
+        raise _checks.invalid("block_size", expected, block_size)
+    if len(sizes) != n:
+        raise _checks.invalid("block_size", expected, block_size)
     try:
-        block_size = tuple(int(b) for b in block_size)
-    except TypeError:
-        raise ValueError(
-            f"Argument `block_size` must be an int or a tuple of {n} ints. "
-            f"Received: block_size={block_size!r}"
-        )
-    if len(block_size) != n or any(b < 1 for b in block_size):
-        raise ValueError(
-            f"Argument `block_size` must be an int >= 1 or a tuple of {n} ints >= 1. "
-            f"Received: block_size={block_size!r}"
-        )
-    return block_size
+        return tuple(_checks.check_int(b, "block_size", min_value=1) for b in sizes)
+    except ValueError:
+        raise _checks.invalid("block_size", expected, block_size) from None
 
 
-def check_input_rank(x, n):
-    if len(x.shape) != n + 2:
-        raise ValueError(
-            f"Expected an input of rank {n + 2} (batch, {n} spatial axes, channels). "
-            f"Received: input shape={tuple(x.shape)}"
+def check_block_input(x, n, owner, name="x"):
+    """`x` as a floating tensor of rank n + 2 (any of 3, 4, 5 when `n` is None)."""
+    x = _checks.to_float_tensor(x, name, owner)
+    if n is None:
+        _checks.check_input_rank(
+            x, name, (3, 4, 5), layout="(batch, 1 to 3 spatial axes, channels)", owner=owner
         )
+    else:
+        _checks.check_input_rank(x, name, (n + 2,), layout=layout(n), owner=owner)
+    return x
+
+
+def layout(n):
+    return f"(batch, {_SPATIAL[n]}, channels)"
+
+
+def check_arguments(x, rate, block_size, seed, data_format, per_channel, mask, owner):
+    """Checks the public arguments of a block op; returns them normalised."""
+    x = check_block_input(x, None, owner)
+    n = len(x.shape) - 2
+    block_size = normalize_block_size(block_size, n, x)
+    data_format = normalize_data_format(data_format)
+    per_channel = _checks.check_bool(per_channel, "per_channel")
+    rate = _checks.check_rate_or_tensor(rate)
+    if seed is not None and not hasattr(seed, "next") and not _checks.is_tensor_like(seed):
+        seed = _checks.check_seed(seed)
+    mask = check_padding_mask(mask, x, data_format)
+    return x, rate, block_size, seed, data_format, per_channel, mask
+
+
+def check_padding_mask(mask, x, data_format):
+    """A (batch, steps) padding mask for a 1D input, as a tensor; None stays None."""
+    if mask is None:
+        return None
+    n = len(x.shape) - 2
+    if n != 1:
+        raise _checks.invalid_tensor(
+            "mask", "None: a padding mask is only supported for 1D inputs "
+            f"(batch, steps, channels), and the input has shape {_checks.shape_of(x)}", mask,
+        )
+    mask = ops.convert_to_tensor(mask) if not isinstance(mask, keras.KerasTensor) else mask
+    shape = _checks.shape_of(x)
+    steps = shape[2] if data_format == "channels_first" else shape[1]
+    expected = (shape[0], steps)
+    got = _checks.shape_of(mask)
+    if len(got) != 2 or any(a is not None and b is not None and a != b
+                            for a, b in zip(got, expected)):
+        raise ValueError(
+            "Invalid value received for argument `mask`. Expected a (batch, steps) padding "
+            f"mask of shape {expected} for the input of shape {shape}. "
+            f"Received: mask.shape={got}"
+        )
+    return mask
+
+
+def is_empty(x):
+    """True when a static dimension of `x` is 0: there is nothing to drop."""
+    return any(s == 0 for s in x.shape)
 
 
 class BlockGeometry:
@@ -74,12 +133,22 @@ class BlockGeometry:
 
     def gamma(self, rate):
         """Seed probability: rate / prod(b) * prod(S) / prod(S - b + 1) (Ghiasi et al.)."""
-        gamma = ops.cast(rate, "float32")
+        rate = rate_tensor(rate)
+        if isinstance(rate, float) and rate >= 1.0:
+            return 1.0
+        gamma = rate
         for s, b in zip(self.spatial, self.block):
-            s = ops.cast(s, "float32")
-            b = ops.cast(b, "float32")
-            gamma = gamma * s / (b * (s - b + 1.0))
-        return gamma
+            if isinstance(s, int) and isinstance(b, int):
+                gamma = gamma * s / (b * (s - b + 1.0))
+            else:
+                s = ops.cast(s, "float32")
+                b = ops.cast(b, "float32")
+                gamma = gamma * s / (b * (s - b + 1.0))
+        if isinstance(rate, float):
+            return gamma
+        # At rate 1 every valid centre is a seed (uniform noise < 1 always), and the
+        # blocks around the valid centres cover the whole map: everything is dropped.
+        return ops.where(rate >= 1.0, 1.0, gamma)
 
     def valid_centres(self):
         """Float32 {0, 1} of shape (1, *S, 1): centres whose whole block fits the map."""
@@ -123,34 +192,24 @@ class BlockGeometry:
 
 
 def apply_block_mask(x, dropped, geometry):
-    """x * keep * count / count_ones, the rescale computed over the whole batch.
+    """`where(keep, x * count / count_ones, 0)`, the rescale computed over the whole batch.
 
     `dropped` is a float32 {0, 1} mask in channels_last order. Counting is done in
-    int32 so that large masks count exactly; the all-dropped case gives zeros.
+    int32 so that large masks count exactly; the all-dropped case gives zeros, and
+    dropped units are exactly 0 whatever they held (see `scale_kept`).
     """
-    keep = 1.0 - dropped
+    keep = dropped < 0.5
     count = ops.cast(ops.size(keep), "float32")
     ones = ops.cast(ops.sum(ops.cast(keep, "int32")), "float32")
     scale = ops.divide_no_nan(count, ones)
-    mask = geometry.to_input_layout(keep * scale)
-    return x * ops.cast(mask, x.dtype)
+    return scale_kept(x, geometry.to_input_layout(keep), scale)
 
 
 def prepare(x, block_size, data_format, per_channel, mask):
-    """Checks the arguments; returns `(x, geometry, valid)` where `valid` (float32,
+    """Returns `(geometry, valid)` for checked arguments, where `valid` (float32,
     broadcastable to the mask) marks the allowed block centres, padding excluded."""
-    x = ops.convert_to_tensor(x)
-    n = len(x.shape) - 2
-    if n < 1:
-        check_input_rank(x, 1)
-    block_size = normalize_block_size(block_size, n)
-    data_format = normalize_data_format(data_format)
     geometry = BlockGeometry(x, block_size, data_format, per_channel)
     valid = geometry.valid_centres()
     if mask is not None:
-        if n != 1:
-            raise ValueError(
-                "A padding `mask` is only supported for 1D inputs (batch, steps, channels)."
-            )
         valid = valid * ops.expand_dims(ops.cast(mask, "float32"), -1)
-    return x, geometry, valid
+    return geometry, valid

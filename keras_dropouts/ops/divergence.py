@@ -12,10 +12,22 @@ Reduction (`reduction="mean"`) follows Keras' `sum_over_batch_size`: with a
 over the kept positions only; `sample_weight` multiplies the per-position values
 (so a zero weight excludes a position) and the sum is divided by the number of
 (kept) positions, as Keras losses do.
+
+Inputs: the two passes must have the same static shape (a mismatch raises a
+ValueError naming both shapes; nothing is broadcast), and `mask` / `sample_weight`
+must broadcast to the per-position values. Values are only known inside the
+compiled step, so they are not checked: probabilities (`from_logits=False`) are
+clipped to [0, 1] (as Keras' cross-entropies clip theirs), and logits to +-1e30,
+so an inf logit gives a large finite divergence instead of NaN. Tensors are
+converted with `keras.ops.convert_to_tensor`, which puts them on Keras' default
+device as every `keras.ops` function does (on torch a CPU tensor moves to the GPU),
+so constants and inputs always share a device.
 """
 
 import keras
 from keras import ops
+
+from keras_dropouts import _checks
 
 __all__ = [
     "binary_symmetric_kl",
@@ -24,22 +36,76 @@ __all__ = [
     "symmetric_kl",
 ]
 
+# Logits are clipped to +-1e30 before use: an inf logit (e.g. a float16 overflow)
+# would make log_softmax compute inf - inf = NaN; a huge finite one gives a huge but
+# finite divergence, and sums over the classes stay finite.
+_LOGIT_CAP = 1e30
+
+
+def _tensor(x):
+    """`x` as a tensor on Keras' default device, as every `keras.ops` function puts
+    its inputs (on torch, a CPU tensor moves to the GPU): then constants created by
+    `keras.ops` and the inputs share one device."""
+    if x is None or isinstance(x, keras.KerasTensor):
+        return x
+    return ops.convert_to_tensor(x)
+
+
+def _pair(a, b, name_a, name_b):
+    """Both passes as float32 tensors of the same static shape."""
+    a, b = _tensor(a), _tensor(b)
+    _checks.check_same_shape(a, b, name_a, name_b)
+    return ops.cast(a, "float32"), ops.cast(b, "float32")
+
+
+def _check_axis(axis, x):
+    rank = len(x.shape)
+    if rank == 0:
+        raise _checks.invalid_tensor("p", "a tensor of rank >= 1 (classes on `axis`)", x)
+    if isinstance(axis, bool) or not isinstance(axis, int) or not -rank <= axis < rank:
+        raise _checks.invalid(
+            "axis", f"an integer in [-{rank}, {rank}) for inputs of shape {_checks.shape_of(x)}",
+            axis,
+        )
+    return axis
+
 
 def _log_probs(x, from_logits, axis):
-    x = ops.cast(x, "float32")
     if from_logits:
-        return ops.log_softmax(x, axis=axis)
+        return ops.log_softmax(ops.clip(x, -_LOGIT_CAP, _LOGIT_CAP), axis=axis)
     eps = keras.config.epsilon()
     return ops.log(ops.clip(x, eps, 1.0))
 
 
 def _binary_logits(x, from_logits):
-    x = ops.cast(x, "float32")
     if from_logits:
-        return x
+        return ops.clip(x, -_LOGIT_CAP, _LOGIT_CAP)
     eps = keras.config.epsilon()
     # log(p) - log(1 - p) with both probabilities clipped away from 0.
     return ops.log(ops.clip(x, eps, 1.0)) - ops.log(ops.clip(1.0 - x, eps, 1.0))
+
+
+def _check_weights(w, values, name):
+    """`mask` / `sample_weight` must broadcast to `values` the way `_match_rank`
+    aligns them: from the first axis (trailing 1-dims dropped, missing ones added)."""
+    if w is None:
+        return None
+    w = _tensor(w)
+    shape, target = _checks.shape_of(w), _checks.shape_of(values)
+    aligned = shape
+    while len(aligned) > len(target) and aligned[-1] == 1:
+        aligned = aligned[:-1]
+    ok = len(aligned) <= len(target) and all(
+        s is None or t is None or s == 1 or s == t for s, t in zip(aligned, target)
+    )
+    if not ok:
+        raise ValueError(
+            f"Invalid value received for argument `{name}`. Expected a tensor that "
+            f"broadcasts, from the first axis, to the per-position values of shape {target} "
+            "(the inputs' shape without the class / unit axis). "
+            f"Received: {name}.shape={shape}"
+        )
+    return w
 
 
 def reduce_consistency(values, mask=None, sample_weight=None, reduction="mean"):
@@ -60,12 +126,10 @@ def reduce_consistency(values, mask=None, sample_weight=None, reduction="mean"):
     Example:
     >>> reduce_consistency(keras.ops.ones((2, 3)), mask=[[1, 1, 0], [1, 0, 0]])
     """
-    if reduction not in ("mean", "sum", "none"):
-        raise ValueError(
-            "Argument `reduction` must be one of 'mean', 'sum', 'none'. "
-            f"Received: reduction={reduction!r}"
-        )
-    values = ops.cast(values, "float32")
+    _checks.check_choice(reduction, "reduction", ("mean", "sum", "none"))
+    values = ops.cast(_tensor(values), "float32")
+    mask = _check_weights(mask, values, "mask")
+    sample_weight = _check_weights(sample_weight, values, "sample_weight")
     weights = ops.ones_like(values)
     if sample_weight is not None:
         weights = weights * _match_rank(ops.cast(sample_weight, "float32"), values)
@@ -126,12 +190,15 @@ def symmetric_kl(
     >>> p = keras.ops.array([[2.0, 0.0, -1.0]])
     >>> symmetric_kl(p, p, from_logits=True)  # 0.0
     """
+    p, q = _pair(p, q, "p", "q")
+    from_logits = _checks.check_bool(from_logits, "from_logits")
+    axis = _check_axis(axis, p)
     lp = _log_probs(p, from_logits, axis)
     lq = _log_probs(q, from_logits, axis)
     if from_logits:
         pp, pq = ops.exp(lp), ops.exp(lq)
     else:
-        pp, pq = ops.cast(p, "float32"), ops.cast(q, "float32")
+        pp, pq = ops.clip(p, 0.0, 1.0), ops.clip(q, 0.0, 1.0)
     values = 0.5 * ops.sum((pp - pq) * (lp - lq), axis=axis)
     return reduce_consistency(values, mask, sample_weight, reduction)
 
@@ -163,12 +230,16 @@ def binary_symmetric_kl(
     Example:
     >>> binary_symmetric_kl(keras.ops.array([[0.0, 1.0]]), keras.ops.array([[0.5, 1.0]]))
     """
+    p, q = _pair(p, q, "p", "q")
+    from_logits = _checks.check_bool(from_logits, "from_logits")
+    if len(p.shape) == 0:
+        raise _checks.invalid_tensor("p", "a tensor of rank >= 1 (units on the last axis)", p)
     a = _binary_logits(p, from_logits)
     b = _binary_logits(q, from_logits)
     if from_logits:
         pa, pb = ops.sigmoid(a), ops.sigmoid(b)
     else:
-        pa, pb = ops.cast(p, "float32"), ops.cast(q, "float32")
+        pa, pb = ops.clip(p, 0.0, 1.0), ops.clip(q, 0.0, 1.0)
     values = 0.5 * ops.mean((pa - pb) * (a - b), axis=-1)
     return reduce_consistency(values, mask, sample_weight, reduction)
 
@@ -192,6 +263,9 @@ def mean_squared_difference(a, b, mask=None, sample_weight=None, reduction="mean
     Example:
     >>> mean_squared_difference(keras.ops.zeros((2, 1)), keras.ops.ones((2, 1)))  # 1.0
     """
-    d = ops.cast(a, "float32") - ops.cast(b, "float32")
+    a, b = _pair(a, b, "a", "b")
+    if len(a.shape) == 0:
+        raise _checks.invalid_tensor("a", "a tensor of rank >= 1 (units on the last axis)", a)
+    d = a - b
     values = ops.mean(ops.square(d), axis=-1)
     return reduce_consistency(values, mask, sample_weight, reduction)

@@ -19,10 +19,11 @@ def drop_block(
     than the map drops a whole map with probability `rate`. `rate` may be a tensor.
 
     Args:
-        x: Tensor of rank 3, 4 or 5: (batch, *spatial, channels) or, with
-            `data_format="channels_first"`, (batch, channels, *spatial).
-        rate: Scalar in [0, 1], the expected fraction of units dropped.
-        block_size: Int, or tuple with one int per spatial axis.
+        x: Floating-point tensor of rank 3, 4 or 5: (batch, *spatial, channels)
+            or, with `data_format="channels_first"`, (batch, channels, *spatial).
+        rate: The expected fraction of units dropped: a Python number in [0, 1]
+            (checked) or a scalar tensor (clipped to [0, 1]). Rate 1 drops every unit.
+        block_size: Positive int, or tuple with one per spatial axis.
         seed: A `keras.random.SeedGenerator`, an int or None.
         data_format: "channels_last" or "channels_first"; defaults to
             `keras.config.image_data_format()`.
@@ -30,15 +31,32 @@ def drop_block(
             mask; if False, one mask is shared by all channels (C times fewer
             random draws).
         mask: Optional (batch, steps) padding mask for 1D inputs: no block is
-            centred on a padded step.
+            centred on a padded step (so at rate 1, padding further than
+            `block_size // 2` from a real step is not dropped).
 
     Returns:
-        A tensor with the shape and dtype of `x`.
+        A tensor with the shape and dtype of `x`. Dropped units are exactly 0, kept
+        ones are rescaled in float32 and cast back.
+
+    Raises:
+        TypeError: if `x` is not floating point.
+        ValueError: for a bad rank of `x`, or a bad `rate`, `block_size`,
+            `data_format`, `per_channel`, `seed` or `mask`.
 
     Example:
     >>> y = drop_block(keras.ops.ones((2, 16, 16, 8)), 0.1, 5, seed=1)
     """
-    x, geo, valid = _blocks.prepare(x, block_size, data_format, per_channel, mask)
+    x, rate, block_size, seed, data_format, per_channel, mask = _blocks.check_arguments(
+        x, rate, block_size, seed, data_format, per_channel, mask, "drop_block"
+    )
+    return _drop_block(x, rate, block_size, seed, data_format, per_channel, mask)
+
+
+def _drop_block(x, rate, block_size, seed, data_format, per_channel, mask):
+    """The op on checked arguments (the layers call this directly)."""
+    if _blocks.is_empty(x):
+        return x
+    geo, valid = _blocks.prepare(x, block_size, data_format, per_channel, mask)
     noise = uniform(geo.mask_shape, seed)
     seeds = ops.cast(noise < geo.gamma(rate), "float32") * valid
     return _blocks.apply_block_mask(x, geo.expand(seeds), geo)
