@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 from conftest import to_np
-from test_callbacks import TRACES, assert_follows, fit_probe, probe_model
+from callback_helpers import TRACES, assert_follows, fit_probe, probe_model
 
 import keras_dropouts as kd
 
