@@ -183,8 +183,9 @@ class RateRecorder(keras.callbacks.Callback):
         self.layer_name = layer_name
         self.rates = []
 
-    def on_train_batch_begin(self, batch, logs=None):
-        model = self.model  # syncs JAX state; runs after the schedulers (list order)
+    def on_train_batch_end(self, batch, logs=None):
+        # The rate this step used: schedules are evaluated inside the train step.
+        model = self.model  # syncs JAX state
         layer = _find_layer(model, self.layer_name)
         self.rates.append(float(layer.rate) if layer is not None else 0.0)
 
