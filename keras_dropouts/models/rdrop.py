@@ -1,53 +1,27 @@
-"""RDropModel: R-Drop (Liang et al., 2021) as a drop-in `keras.Model`."""
+"""RDropModel: R-Drop (Liang et al., 2021) as a drop-in `keras.Model`.
+
+Built on the hooks every backend's own train step calls (`call`, `compute_loss`,
+`compute_metrics`), so loss scaling, `add_loss`, JAX's stateless step and
+distribution stay Keras' own. Per training step the work over the plain model
+on the tiled batch is: tiling the inputs (and `y` / `sample_weight`), one split
+of the outputs, and the consistency term. Everything that depends only on the
+compiled loss and the output structure is decided once per `compile()`
+(`_rdrop_plan.py`), so torch's eager step does no extra Python work per step.
+"""
 
 import functools
-import math
 import threading
 import warnings
 
 import keras
 from keras import ops
 
-from keras_dropouts.ops.divergence import (
-    binary_symmetric_kl,
-    mean_squared_difference,
-    symmetric_kl,
-)
+from keras_dropouts import _checks
+from keras_dropouts import _compat
+from keras_dropouts.models import _consistency
+from keras_dropouts.models import _rdrop_plan as plan_lib
 
-_CONSISTENCY_KINDS = ("auto", "kl", "binary_kl", "mse", None)
-
-# Compiled-loss names (function name or class name) -> consistency kind.
-_KL_LOSSES = {
-    "categorical_crossentropy",
-    "sparse_categorical_crossentropy",
-    "categorical_focal_crossentropy",
-    "kl_divergence",
-    "kld",
-    "CategoricalCrossentropy",
-    "SparseCategoricalCrossentropy",
-    "CategoricalFocalCrossentropy",
-    "KLDivergence",
-}
-_BINARY_LOSSES = {
-    "binary_crossentropy",
-    "binary_focal_crossentropy",
-    "BinaryCrossentropy",
-    "BinaryFocalCrossentropy",
-}
-_MSE_LOSSES = {
-    "mean_squared_error",
-    "mean_absolute_error",
-    "mean_squared_logarithmic_error",
-    "mean_absolute_percentage_error",
-    "huber",
-    "log_cosh",
-    "MeanSquaredError",
-    "MeanAbsoluteError",
-    "MeanSquaredLogarithmicError",
-    "MeanAbsolutePercentageError",
-    "Huber",
-    "LogCosh",
-}
+_TORCH = keras.backend.backend() == "torch"
 
 
 def _dropout_like_classes():
@@ -68,20 +42,7 @@ def _dropout_like_classes():
 def has_dropout_like_layer(model):
     """Whether `model` contains (at any depth) a layer that draws random noise."""
     classes = _dropout_like_classes()
-    return any(isinstance(layer, classes) for layer in model._flatten_layers(include_self=True))
-
-
-def _get_keras_mask(x):
-    # Isolated use of Keras' tensor-mask attribute (no public accessor in Keras 3).
-    from keras.src.backend.common.masking import get_keras_mask
-
-    return get_keras_mask(x)
-
-
-def _set_keras_mask(x, mask):
-    from keras.src.backend.common.masking import set_keras_mask
-
-    set_keras_mask(x, mask)
+    return any(isinstance(layer, classes) for layer in _compat.flatten_layers(model))
 
 
 def _num_replicas():
@@ -93,49 +54,43 @@ def _num_replicas():
     return tf.distribute.get_strategy().num_replicas_in_sync
 
 
-def _check_alpha(alpha):
-    try:
-        value = float(alpha)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"Argument `alpha` must be a number >= 0 (or a list/dict of them, one per "
-            f"output). Received: alpha={alpha!r}"
-        )
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(
-            f"Argument `alpha` must be a finite number >= 0. Received: alpha={alpha!r}"
-        )
-    return value
+def _tile(structure, m):
+    """Each tensor of `structure` repeated `m` times along axis 0 (None stays None)."""
+    if structure is None:
+        return None
+    if not keras.tree.is_nested(structure):
+        return ops.concatenate([structure] * m, axis=0)
+    return keras.tree.map_structure(
+        lambda t: t if t is None else ops.concatenate([t] * m, axis=0), structure
+    )
 
 
-def _check_per_output(value, name, check):
-    if isinstance(value, dict):
-        return {str(k): check(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [check(v) for v in value]
-    return check(value)
+class _RunningMean(keras.metrics.Metric):
+    """Mean of a scalar over the steps of an epoch: `keras.metrics.Mean` for one scalar
+    per step, with fewer backend ops (it is updated every train step)."""
+
+    def __init__(self, name):
+        super().__init__(name=name)
+        self.total = self.add_variable(shape=(), initializer="zeros", dtype=self.dtype, name="total")
+        self.count = self.add_variable(shape=(), initializer="zeros", dtype=self.dtype, name="count")
+
+    def update_state(self, value):
+        self.total.assign_add(ops.cast(value, self.dtype))
+        self.count.assign_add(1.0)
+
+    def result(self):
+        return self.total / ops.maximum(self.count, 1.0)
 
 
-def _check_kind(kind):
-    if kind not in _CONSISTENCY_KINDS:
-        raise ValueError(
-            "Argument `consistency` must be one of 'auto', 'kl', 'binary_kl', 'mse' or "
-            f"None (or a list/dict of them, one per output). Received: {kind!r}"
-        )
-    return kind
+class _Plan:
+    """Per-compile decisions (see `_rdrop_plan.py`); rebuilt when the compiled loss changes."""
 
+    __slots__ = ("key", "tile_loss", "terms")
 
-def _loss_name_and_logits(loss_fn):
-    fn = getattr(loss_fn, "fn", None)
-    if fn is not None and hasattr(fn, "__name__"):
-        name = fn.__name__
-    elif hasattr(loss_fn, "__name__"):
-        name = loss_fn.__name__
-    else:
-        name = type(loss_fn).__name__
-    kwargs = getattr(loss_fn, "_fn_kwargs", None) or {}
-    from_logits = bool(kwargs.get("from_logits", getattr(loss_fn, "from_logits", False)))
-    return name, from_logits
+    def __init__(self, key, tile_loss):
+        self.key = key  # the compiled loss object: a new `compile()` makes a new one
+        self.tile_loss = tile_loss
+        self.terms = None  # built after the first call of the compiled loss
 
 
 @keras.saving.register_keras_serializable(package="keras_dropouts")
@@ -163,6 +118,18 @@ class RDropModel(keras.Model):
     Compiled metrics score the first pass only, the added term is logged as
     `consistency_loss`, and `evaluate` / `predict` / `training=False` calls run a
     single pass of the base model (validation loss has no consistency term).
+    The plain model is `model.base_model` (weights shared, not copied): save or
+    export that one for inference.
+
+    Cost: one forward/backward on the tiled batch; the compiled loss runs once on
+    it (tiled `y` / `sample_weight`) when every compiled loss is a built-in
+    per-sample Keras loss with a mean reduction, which gives exactly the mean of
+    the per-pass losses, and once per pass otherwise (custom losses may reduce
+    over the batch in other ways). `add_loss` terms from the forward pass see the
+    tiled batch: a term averaged over the batch (as Keras >= 3.14 does for
+    activity regularisers, and as this model arranges on Keras 3.8 - 3.13) is the
+    per-pass mean; a term summed over the batch counts every pass. Weight
+    regularisers count once.
 
     Two construction forms:
 
@@ -202,6 +169,7 @@ class RDropModel(keras.Model):
     >>> model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     """
 
+
     def __init__(
         self,
         inputs=None,
@@ -224,31 +192,28 @@ class RDropModel(keras.Model):
             raise ValueError("Pass either `inputs`/`outputs` or `model`, not both.")
         if not isinstance(model, keras.Model):
             raise TypeError(
-                f"Argument `model` must be a keras.Model. Received: {type(model).__name__}"
+                "Invalid value received for argument `model`. Expected a keras.Model. "
+                f"Received: model of type {type(model).__name__}"
             )
-        if isinstance(passes, bool) or not isinstance(passes, int) or passes < 2:
-            raise ValueError(f"Argument `passes` must be an int >= 2. Received: passes={passes!r}")
-        if (
-            isinstance(consistency_every, bool)
-            or not isinstance(consistency_every, int)
-            or consistency_every < 1
-        ):
-            raise ValueError(
-                "Argument `consistency_every` must be an int >= 1. "
-                f"Received: consistency_every={consistency_every!r}"
-            )
+        alpha = plan_lib.check_alpha(alpha)
+        passes = _checks.check_int(passes, "passes", min_value=2)
+        consistency_every = _checks.check_int(consistency_every, "consistency_every", min_value=1)
+        consistency = plan_lib.check_consistency(consistency)
         self._functional_construction = kwargs.pop("functional_construction", inputs is not None)
         super().__init__(**kwargs)
         self.base_model = model
-        self.alpha = _check_per_output(alpha, "alpha", _check_alpha)
+        self.alpha = alpha
         self.passes = passes
         self.consistency_every = consistency_every
-        self.consistency = _check_per_output(consistency, "consistency", _check_kind)
-        self.consistency_tracker = keras.metrics.Mean(name="consistency_loss")
+        self.consistency = consistency
+        self.consistency_tracker = _RunningMean(name="consistency_loss")
+        self._rdrop_pairs = [(a, b) for a in range(passes) for b in range(a + 1, passes)]
         # Per-thread: tf.distribute traces each replica's train step in its own thread.
         self._rdrop_local = threading.local()
         self._rdrop_enabled = True
         self._rdrop_executions = 0
+        self._rdrop_plan = None
+        self._rdrop_activity_layers = None
         if getattr(model, "built", False):
             self.built = True
         if not has_dropout_like_layer(model):
@@ -264,7 +229,8 @@ class RDropModel(keras.Model):
     def from_model(cls, model, alpha=1.0, **kwargs):
         """Wraps an existing built model (Sequential, functional, subclassed, keras-hub).
 
-        The wrapped model's layers and weights are shared, not copied.
+        The wrapped model's layers and weights are shared, not copied; it stays
+        available as `rdrop_model.base_model`.
 
         Args:
             model: A `keras.Model`.
@@ -314,23 +280,42 @@ class RDropModel(keras.Model):
         self._rdrop_local.in_train_step = value
 
     def _rdrop_active(self):
-        return self._rdrop_in_train_step and self._rdrop_enabled
+        return self._rdrop_enabled and getattr(self._rdrop_local, "in_train_step", False)
+
+    def __call__(self, *args, **kwargs):
+        # torch runs every step eagerly: this wrapper's own `Layer.__call__` (call
+        # context, input conversion, autocast) repeats what the base model's
+        # `__call__` does, and costs as much as a small layer per step. For concrete
+        # tensors, go straight to `call`. (TF and JAX trace the step once; JAX's
+        # steps call `call` directly.) Symbolic inputs keep the full path.
+        if _TORCH and self.built and len(args) == 1 and kwargs.keys() <= {"training"}:
+            x = args[0]
+            first = keras.tree.flatten(x)[0] if keras.tree.is_nested(x) else x
+            if not isinstance(first, keras.KerasTensor):
+                return self.call(x, training=kwargs.get("training"))
+        return super().__call__(*args, **kwargs)
 
     def call(self, inputs, training=None):
         if training and self._rdrop_active():
             m = self.passes
-            inputs = keras.tree.map_structure(
-                lambda t: t if t is None else ops.concatenate([t] * m, axis=0), inputs
-            )
+            inputs = _tile(inputs, m)
+            layers = self._rdrop_activity_layers
+            if layers is None:
+                layers = self._rdrop_activity_layers = _compat.activity_regularized_layers(self.base_model)
+            if layers:
+                with _compat.per_pass_activity_loss(layers, m):
+                    return self.base_model(inputs, training=training)
         return self.base_model(inputs, training=training)
 
     def train_step(self, *args, **kwargs):
         # Marks the trace of `fit`'s own train step: only there is the batch tiled.
-        self._rdrop_in_train_step = True
+        local = self._rdrop_local
+        local.in_train_step = True
         try:
             return super().train_step(*args, **kwargs)
         finally:
-            self._rdrop_in_train_step = False
+            local.in_train_step = False
+            local.first_pass = None
 
     def make_train_function(self, force=False):
         if self.consistency_every == 1:
@@ -368,16 +353,12 @@ class RDropModel(keras.Model):
     def _split(self, y_pred):
         """Splits a tiled prediction structure into `passes` single-pass structures."""
         m = self.passes
-        flat = keras.tree.flatten(y_pred)
+        if not keras.tree.is_nested(y_pred):
+            return _split_tensor(y_pred, m)
         chunks = [[] for _ in range(m)]
-        for t in flat:
-            parts = ops.split(t, m, axis=0)
-            mask = _get_keras_mask(t)
-            masks = ops.split(mask, m, axis=0) if mask is not None else [None] * m
-            for k in range(m):
-                if masks[k] is not None:
-                    _set_keras_mask(parts[k], masks[k])
-                chunks[k].append(parts[k])
+        for t in keras.tree.flatten(y_pred):
+            for k, part in enumerate(_split_tensor(t, m)):
+                chunks[k].append(part)
         return [keras.tree.pack_sequence_as(y_pred, c) for c in chunks]
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
@@ -385,137 +366,89 @@ class RDropModel(keras.Model):
             return super().compute_loss(
                 x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training
             )
+        m = self.passes
+        plan = self._rdrop_plan
+        key = _compat.compiled_loss_object(self)
+        if plan is None or plan.key is not key:
+            plan = self._rdrop_plan = _Plan(key, plan_lib.compiled_loss_is_tileable(self))
         passes = self._split(y_pred)
-        losses = []
-        if self._compile_loss is not None:
-            values = [self._compile_loss(y, p, sample_weight) for p in passes]
-            if values[0] is not None:
-                total = values[0]
-                for v in values[1:]:
-                    total = total + v
-                losses.append(total / float(self.passes))
-        for loss in self.losses:
-            losses.append(self._aggregate_additional_loss(loss))
-        consistency = self._consistency(passes, sample_weight)
+        self._rdrop_local.first_pass = (y_pred, passes[0])  # reused by compute_metrics
+        if sample_weight is not None:
+            first = keras.tree.flatten(passes[0])[0]
+            plan_lib.check_sample_weight(sample_weight, passes[0], first.shape[0])
+        if plan.tile_loss:
+            # One call on the tiled batch: exactly the mean of the per-pass losses.
+            loss = _compat.call_compiled_loss(self, _tile(y, m), y_pred, _tile(sample_weight, m))
+        else:
+            loss = None
+            for p in passes:
+                v = _compat.call_compiled_loss(self, y, p, sample_weight)
+                if v is None:
+                    break
+                loss = v if loss is None else loss + v
+            if loss is not None:
+                loss = loss / float(m)
+        if plan.terms is None:
+            plan.terms = plan_lib.consistency_terms(
+                self, self.base_model, passes[0], self.alpha, self.consistency, m
+            )
+        losses = [] if loss is None else [loss]
+        losses.extend(_compat.additional_losses(self))
+        consistency = self._consistency(y_pred, passes, sample_weight, plan.terms)
         self.consistency_tracker.update_state(consistency)
-        scale = 1.0 / _num_replicas()
-        if scale != 1.0:
-            consistency = consistency * scale
+        replicas = _num_replicas()
+        if replicas != 1:
+            # Keras divides the compiled loss by the replica count; do the same here.
+            consistency = consistency / float(replicas)
         if not losses:
             if keras.backend.backend() != "jax":
                 raise ValueError("No loss to compute. Provide a `loss` argument in `compile()`.")
-            return ops.cast(consistency, "float32")
-        total = losses[0] if len(losses) == 1 else ops.sum(losses)
+            return consistency
+        total = losses[0]
+        for v in losses[1:]:
+            total = total + v
         return total + ops.cast(consistency, total.dtype)
 
-    def _output_terms(self, y_pred):
-        """[(flat index, loss path, kind, from_logits, alpha)] for outputs with a term."""
-        flat_pred = keras.tree.flatten(y_pred)
-        n = len(flat_pred)
-        names = self._flat_output_names(y_pred, n)
-        compile_loss = self._compile_loss
-        entries = []  # (flat index, path, loss_fn)
-        if compile_loss is not None and getattr(compile_loss, "_flat_losses", None):
-            struct = compile_loss._y_pred_build_structure
-            try:
-                index = keras.tree.pack_sequence_as(struct, list(range(n)))
-            except (ValueError, TypeError):
-                index = list(range(n))
-            for path, loss_fn, _, _ in compile_loss._flat_losses:
-                i = index
-                for p in path:
-                    i = i[p]
-                entries.append((i, path, loss_fn))
-        else:
-            entries = [(i, None, None) for i in range(n)]
-        terms = []
-        for i, path, loss_fn in entries:
-            alpha = self._per_output(self.alpha, i, names, n, "alpha", 1.0)
-            kind = self._per_output(self.consistency, i, names, n, "consistency", "auto")
-            from_logits = False
-            loss_name = None
-            if loss_fn is not None:
-                loss_name, from_logits = _loss_name_and_logits(loss_fn)
-            if kind == "auto":
-                if loss_name in _KL_LOSSES:
-                    kind = "kl"
-                elif loss_name in _BINARY_LOSSES:
-                    kind = "binary_kl"
-                elif loss_name in _MSE_LOSSES:
-                    kind = "mse"
-                else:
-                    raise ValueError(
-                        f"RDropModel cannot derive a consistency term for output "
-                        f"'{names[i]}' with loss {loss_name!r}: supported are categorical/"
-                        "sparse categorical/binary cross-entropy (KL) and regression "
-                        "losses (MSE, MAE, Huber, ...). Pass `consistency='kl'`, "
-                        "'binary_kl', 'mse' or None for that output."
-                    )
-            if kind is None or alpha == 0.0:
-                continue
-            terms.append((i, path, kind, from_logits, alpha))
-        return terms
-
-    def _flat_output_names(self, y_pred, n):
-        if isinstance(y_pred, dict):
-            return [str(k) for k in sorted(y_pred)]
-        names = list(getattr(self.base_model, "output_names", None) or [])
-        if len(names) != n:
-            names = [f"output_{i}" for i in range(n)]
-        return names
-
-    def _per_output(self, value, i, names, n, arg, default):
-        if isinstance(value, dict):
-            unknown = set(value) - set(names)
-            if unknown:
-                raise ValueError(
-                    f"Argument `{arg}` has keys {sorted(unknown)} that are not output "
-                    f"names {names}."
-                )
-            return value.get(names[i], default)
-        if isinstance(value, list):
-            if len(value) != n:
-                raise ValueError(
-                    f"Argument `{arg}` has {len(value)} entries but the model has {n} "
-                    "outputs."
-                )
-            return value[i]
-        return value
-
-    def _consistency(self, passes, sample_weight):
-        flat = [keras.tree.flatten(p) for p in passes]
-        terms = self._output_terms(passes[0])
-        total = ops.zeros((), "float32")
-        m = self.passes
-        pairs = [(a, b) for a in range(m) for b in range(a + 1, m)]
-        for i, path, kind, from_logits, alpha in terms:
+    def _consistency(self, y_pred, passes, sample_weight, terms):
+        """Sum over outputs of `weight * sum over pairs of D(pass a, pass b)` (float32)."""
+        if not terms:
+            return ops.zeros((), "float32")
+        nested = keras.tree.is_nested(y_pred)
+        flat_tiled = keras.tree.flatten(y_pred) if nested else [y_pred]
+        flat = [keras.tree.flatten(p) for p in passes] if nested else [[p] for p in passes]
+        sw_nested = sample_weight is not None and keras.tree.is_nested(sample_weight)
+        total = None
+        for i, path, kind, from_logits, weight in terms:
             sw = sample_weight
-            if sw is not None and keras.tree.is_nested(sw):
+            if sw_nested:
                 sw = keras.tree.flatten(sw)[i] if path is None else _resolve(path, sw)
-            d = ops.zeros((), "float32")
-            for a, b in pairs:
-                pa, pb = flat[a][i], flat[b][i]
-                mask = _get_keras_mask(pa)
-                if kind == "kl":
-                    v = symmetric_kl(pa, pb, from_logits=from_logits, mask=mask, sample_weight=sw)
-                elif kind == "binary_kl":
-                    v = binary_symmetric_kl(
-                        pa, pb, from_logits=from_logits, mask=mask, sample_weight=sw
-                    )
-                else:
-                    v = mean_squared_difference(pa, pb, mask=mask, sample_weight=sw)
-                d = d + v
-            total = total + (alpha / (2.0 * len(pairs))) * d
+            out = flat_tiled[i]
+            if sw is None and len(out.shape) >= 2 and _compat.get_keras_mask(out) is None:
+                term = _consistency.tiled(kind, out, self.passes, self._rdrop_pairs, from_logits, weight)
+            else:
+                parts = [f[i] for f in flat]
+                mask = _compat.get_keras_mask(parts[0])  # the copies share the batch's mask
+                d = _consistency.pairwise(kind, parts, self._rdrop_pairs, from_logits, mask, sw)
+                term = d * weight
+            total = term if total is None else total + term
         return total
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        if self._rdrop_active():
-            # Score one pass: the first copy of the tiled batch.
-            y_pred = self._split(y_pred)[0]
-        results = super().compute_metrics(x, y, y_pred, sample_weight=sample_weight)
         if not self._rdrop_active():
+            results = super().compute_metrics(x, y, y_pred, sample_weight=sample_weight)
             results.pop(self.consistency_tracker.name, None)
-        return results
+            return results
+        # Score one pass: the first copy of the tiled batch. TF and torch reuse the
+        # split made in `compute_loss`; JAX computes metrics outside the traced
+        # loss (a new `y_pred`), where XLA merges the repeated slice.
+        local = self._rdrop_local
+        cached = getattr(local, "first_pass", None)
+        local.first_pass = None
+        if cached is not None and cached[0] is y_pred:
+            first = cached[1]
+        else:
+            first = self._split(y_pred)[0]
+        return super().compute_metrics(x, y, first, sample_weight=sample_weight)
 
     # --------------------------------------------------------------- config
 
@@ -547,6 +480,21 @@ class RDropModel(keras.Model):
         if inner and not self.base_model.built:
             self.base_model.build_from_config(inner)
         self.built = True
+
+
+def _split_tensor(t, m):
+    """`m` equal parts of `t` along axis 0, each carrying its part of `t`'s Keras mask."""
+    n = t.shape[0]
+    if n is None:
+        parts = ops.split(t, m, axis=0)
+    else:
+        b = n // m
+        parts = [t[k * b:(k + 1) * b] for k in range(m)]
+    mask = _compat.get_keras_mask(t)
+    if mask is not None:
+        for part, part_mask in zip(parts, _split_tensor(mask, m)):
+            _compat.set_keras_mask(part, part_mask)
+    return parts
 
 
 def _resolve(path, structure):

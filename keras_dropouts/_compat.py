@@ -1,0 +1,188 @@
+"""Every use of Keras internals in keras-dropouts, one small function each.
+
+Keras 3 has no public accessor for a few things this package needs (a tensor's
+Keras mask, the losses a `compile()` resolved per output, a model's nested
+layers). Each such use is a function here, with a branch per supported Keras
+version and a comment naming the versions it serves. Supported: Keras 3.8
+through 3.15 (CI tests 3.8.0, the lower bound in pyproject.toml, and the newest).
+
+Nothing else in the package may import `keras.src` or read a private Keras
+attribute; add a function here instead.
+"""
+
+import contextlib
+import re
+import threading
+
+import keras
+
+KERAS_VERSION = tuple(int(v) for v in re.match(r"(\d+)\.(\d+)", keras.__version__).groups())
+
+
+# ------------------------------------------------------------------ tensor masks
+
+# Keras 3.8 - 3.15: the mask helpers live in `keras.src.backend.common.masking`
+# (Keras <= 3.7 stored the mask in a `_keras_mask` attribute; not supported).
+from keras.src.backend.common.masking import get_keras_mask as _get_keras_mask  # noqa: E402
+from keras.src.backend.common.masking import set_keras_mask as _set_keras_mask  # noqa: E402
+
+
+def get_keras_mask(x):
+    """The Keras (padding) mask attached to tensor `x`, or None."""
+    return _get_keras_mask(x)
+
+
+def set_keras_mask(x, mask):
+    """Attaches `mask` to tensor `x` as its Keras mask (as layers with masking do)."""
+    _set_keras_mask(x, mask)
+
+
+# ------------------------------------------------------------------------ layers
+
+
+def flatten_layers(model, include_self=True):
+    """All layers of `model` at any depth (Keras 3.8 - 3.15: `Layer._flatten_layers`)."""
+    return list(model._flatten_layers(include_self=include_self, recursive=True))
+
+
+# ------------------------------------------------------------------------ losses
+
+
+def compiled_losses(model):
+    """The losses `compile()` resolved per output, once the compiled loss is built.
+
+    Returns a list of `(path, loss_fn)`: `path` indexes the prediction structure
+    (as `CompileLoss` does) and `loss_fn` is a `keras.losses.Loss`. Empty before
+    the first call of the compiled loss, or without a compiled loss.
+    """
+    # Keras 3.8 - 3.15: `Trainer._compile_loss` is a `CompileLoss` whose
+    # `_flat_losses` holds `(path, loss_fn, loss_weight, name)` tuples.
+    compile_loss = getattr(model, "_compile_loss", None)
+    flat = getattr(compile_loss, "_flat_losses", None) or []
+    return [(entry[0], entry[1]) for entry in flat]
+
+
+def compiled_loss_structure(model):
+    """The prediction structure the compiled loss was built for (or None)."""
+    # Keras 3.8 - 3.15: `CompileLoss._y_pred_build_structure`.
+    return getattr(getattr(model, "_compile_loss", None), "_y_pred_build_structure", None)
+
+
+def compiled_loss_object(model):
+    """The object `compile()` made for its loss (None without a loss); new per `compile()`.
+
+    Keras 3.8 - 3.15: `Trainer._compile_loss`.
+    """
+    return getattr(model, "_compile_loss", None)
+
+
+def has_compiled_loss(model):
+    """Whether `compile()` was given a loss."""
+    return compiled_loss_object(model) is not None
+
+
+def call_compiled_loss(model, y, y_pred, sample_weight):
+    """The compiled loss (weighted sum over outputs), or None without one.
+
+    Keras 3.8 - 3.15: `Trainer._compile_loss(y, y_pred, sample_weight)`; this is
+    the first half of `Trainer.compute_loss`.
+    """
+    compile_loss = model._compile_loss
+    if compile_loss is None:
+        return None
+    return compile_loss(y, y_pred, sample_weight)
+
+
+def additional_losses(model):
+    """The `add_loss` / regularisation terms of the current step, each a scalar.
+
+    Keras 3.8 - 3.15: the second half of `Trainer.compute_loss`,
+    `Trainer._aggregate_additional_loss` over `model.losses`.
+    """
+    return [model._aggregate_additional_loss(loss) for loss in model.losses]
+
+
+def loss_function(loss_fn):
+    """`(name, kwargs)` of the function a `keras.losses.Loss` wraps.
+
+    Keras 3.8 - 3.15: built-in losses are `LossFunctionWrapper`s with the
+    function in `.fn` and its keyword arguments (`from_logits`, ...) in
+    `._fn_kwargs`. Other `Loss` subclasses give their class name and `{}`.
+    """
+    fn = getattr(loss_fn, "fn", None)
+    if fn is not None and hasattr(fn, "__name__"):
+        name = fn.__name__
+    elif hasattr(loss_fn, "__name__"):
+        name = loss_fn.__name__
+    else:
+        name = type(loss_fn).__name__
+    kwargs = dict(getattr(loss_fn, "_fn_kwargs", None) or {})
+    return name, kwargs, (fn if fn is not None else loss_fn)
+
+
+# ---------------------------------------------------------- activity regularisation
+
+# Keras 3.14 - 3.15 divide an activity-regulariser loss by the batch size of the
+# layer's output. Keras 3.8 - 3.13 add it summed over the batch, so on a batch
+# tiled `passes` times it counts `passes` times what one pass on the batch counts.
+ACTIVITY_LOSS_IS_BATCH_MEAN = KERAS_VERSION >= (3, 14)
+
+
+class _PerPassActivityRegularizer:
+    """Divides an activity regulariser's batch sum by the number of copies."""
+
+    def __init__(self, regularizer, passes):
+        self.regularizer = regularizer
+        self.passes = passes
+
+    def __call__(self, x):
+        return self.regularizer(x) / self.passes
+
+
+_swap_lock = threading.Lock()
+_swapped = {}  # id(layer) -> [depth, original regulariser]
+
+
+def activity_regularized_layers(model):
+    """Layers of `model` whose activity regularisation needs `per_pass_activity_loss`."""
+    if ACTIVITY_LOSS_IS_BATCH_MEAN:
+        return []
+    return [
+        layer
+        for layer in flatten_layers(model, include_self=True)
+        if getattr(layer, "activity_regularizer", None) is not None
+    ]
+
+
+@contextlib.contextmanager
+def per_pass_activity_loss(layers, passes):
+    """Within the block, `layers` add their activity loss as the mean over `passes` copies.
+
+    For Keras 3.8 - 3.13 (see `ACTIVITY_LOSS_IS_BATCH_MEAN`); `layers` comes from
+    `activity_regularized_layers` and is empty on Keras >= 3.14, where this is a
+    no-op. Re-entrant and safe when replica threads (tf.distribute) enter at once.
+    """
+    if not layers:
+        yield
+        return
+    with _swap_lock:
+        for layer in layers:
+            entry = _swapped.get(id(layer))
+            if entry is None:
+                original = layer.activity_regularizer
+                _swapped[id(layer)] = [1, original]
+                object.__setattr__(
+                    layer, "activity_regularizer", _PerPassActivityRegularizer(original, passes)
+                )
+            else:
+                entry[0] += 1
+    try:
+        yield
+    finally:
+        with _swap_lock:
+            for layer in layers:
+                entry = _swapped[id(layer)]
+                entry[0] -= 1
+                if entry[0] == 0:
+                    object.__setattr__(layer, "activity_regularizer", entry[1])
+                    del _swapped[id(layer)]
