@@ -140,6 +140,14 @@ def shape_of(x):
     return tuple(None if s is None else int(s) for s in shape)
 
 
+def check_seed_argument(seed, name="seed"):
+    """Ops' `seed`: None, a `keras.random.SeedGenerator` or a seed tensor as is; any
+    other value must be an int (`check_seed`)."""
+    if seed is None or isinstance(seed, keras.random.SeedGenerator) or is_tensor_like(seed):
+        return seed
+    return check_seed(seed, name)
+
+
 def check_rate_or_tensor(rate, name="rate"):
     """Ops' `rate`: a Python / NumPy number is checked by `check_rate`; a scalar tensor
     or variable (e.g. a rate read inside a compiled step) is returned unchecked."""

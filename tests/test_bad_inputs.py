@@ -474,7 +474,7 @@ def test_decision_padding_at_rate_one():
 
 
 @pytest.mark.skipif(BACKEND != "torch", reason="torch places tensors on explicit devices")
-def test_divergence_inputs_on_another_device_than_the_default():
+def test_op_inputs_on_another_device_than_the_default():
     # Issue 11: CPU tensors on a CUDA machine crashed ("cuda:0 and cpu"). A "meta"
     # default device stands in for the GPU: inputs move to the default device, as
     # keras.ops does with its inputs, and constants are created there too.
@@ -490,3 +490,8 @@ def test_divergence_inputs_on_another_device_than_the_default():
             assert out.device.type == "meta"
         out = symmetric_kl(p, q, from_logits=True, reduction="none")
         assert out.device.type == "meta"
+        x = torch.ones(4, 6, 6, 2)
+        for op in OP_NAMES:
+            for rate in (0.3, torch.tensor(0.3)):
+                out = OPS[op][0](x, rate, seed=1)
+                assert out.device.type == "meta" and tuple(out.shape) == (4, 6, 6, 2)

@@ -64,7 +64,7 @@ def test_low_precision_inputs_keep_dtype_and_mean(name, dtype):
     y = to_np(keras.ops.cast(y, "float32"))
     assert np.isfinite(y).all()
     assert (y == 0).any()
-    # count/count_ones (or 1/keep) is rounded to the input dtype: 3 significant digits
+    # x * scale is computed in float32 and rounded to the input dtype: 3 significant digits
     if name.startswith(("DropBlock", "ProbDropBlock")):
         np.testing.assert_allclose(y.mean(), 1.0, rtol=1e-2)
     assert layer.rate_variable.dtype == "float32"

@@ -40,15 +40,12 @@ def normalize_block_size(block_size, n, x=None):
         raise _checks.invalid("block_size", expected, block_size) from None
 
 
-def check_block_input(x, n, owner, name="x"):
-    """`x` as a floating tensor of rank n + 2 (any of 3, 4, 5 when `n` is None)."""
+def check_block_input(x, owner, name="x"):
+    """`x` as a floating tensor of rank 3, 4 or 5."""
     x = _checks.to_float_tensor(x, name, owner)
-    if n is None:
-        _checks.check_input_rank(
-            x, name, (3, 4, 5), layout="(batch, 1 to 3 spatial axes, channels)", owner=owner
-        )
-    else:
-        _checks.check_input_rank(x, name, (n + 2,), layout=layout(n), owner=owner)
+    _checks.check_input_rank(
+        x, name, (3, 4, 5), layout="(batch, 1 to 3 spatial axes, channels)", owner=owner
+    )
     return x
 
 
@@ -58,14 +55,13 @@ def layout(n):
 
 def check_arguments(x, rate, block_size, seed, data_format, per_channel, mask, owner):
     """Checks the public arguments of a block op; returns them normalised."""
-    x = check_block_input(x, None, owner)
+    x = check_block_input(x, owner)
     n = len(x.shape) - 2
     block_size = normalize_block_size(block_size, n, x)
     data_format = normalize_data_format(data_format)
     per_channel = _checks.check_bool(per_channel, "per_channel")
     rate = _checks.check_rate_or_tensor(rate)
-    if seed is not None and not hasattr(seed, "next") and not _checks.is_tensor_like(seed):
-        seed = _checks.check_seed(seed)
+    seed = _checks.check_seed_argument(seed)
     mask = check_padding_mask(mask, x, data_format)
     return x, rate, block_size, seed, data_format, per_channel, mask
 

@@ -11,7 +11,7 @@ from keras_dropouts.ops._noise import uniform
 def rate_tensor(rate):
     """A checked Python rate as a float; a tensor rate as a float32 scalar clipped to
     [0, 1], NaN counting as 1 (drop everything). A tensor can only be checked inside
-    the step; these two scalar ops replace the check."""
+    the step; these few scalar ops replace the check."""
     if _checks.is_number(rate):
         return float(rate)
     rate = ops.cast(rate, "float32")
@@ -82,7 +82,7 @@ def dropout(x, rate, noise_shape=None, seed=None):
     rate = _checks.check_rate_or_tensor(rate)
     if noise_shape is not None:
         noise_shape = _checks.check_noise_shape_for(_checks.check_noise_shape(noise_shape), x)
-    seed = _check_seed_argument(seed)
+    seed = _checks.check_seed_argument(seed)
     return _dropout(x, rate, noise_shape, seed)
 
 
@@ -103,7 +103,7 @@ def drop_path(x, rate, seed=None):
     x = _checks.to_float_tensor(x, "x", "drop_path")
     check_drop_path_rank(x, "x", "drop_path")
     rate = _checks.check_rate_or_tensor(rate)
-    seed = _check_seed_argument(seed)
+    seed = _checks.check_seed_argument(seed)
     return _dropout(x, rate, path_noise_shape(x), seed)
 
 
@@ -113,15 +113,6 @@ def check_drop_path_rank(x, name, owner):
 
 def path_noise_shape(x):
     return (None,) + (1,) * (len(x.shape) - 1)
-
-
-def _check_seed_argument(seed):
-    """A SeedGenerator, an int or None (bools and strings rejected)."""
-    if seed is None or hasattr(seed, "next"):
-        return seed
-    if _checks.is_tensor_like(seed):  # a seed tensor (e.g. JAX stateless use)
-        return seed
-    return _checks.check_seed(seed)
 
 
 def _dropout(x, rate, noise_shape, seed):
