@@ -41,6 +41,18 @@ class RateLayer(keras.layers.Layer):
             trainable=False,
             autocast=False,
         )
+        # The schedule a callback installs, in the two-knot form of
+        # `keras_dropouts.schedules` (a, b, v0, v1): read inside the compiled train
+        # step, so a new schedule is a variable write, never a retrace. Not saved.
+        self._rate_schedule = self.add_weight(
+            name="rate_schedule",
+            shape=(4,),
+            dtype="float32",
+            initializer=keras.initializers.Constant([0.0, 0.0, rate, rate]),
+            trainable=False,
+            autocast=False,
+        )
+        self.configured_rate = rate
         self.supports_masking = True
 
     @property
@@ -57,6 +69,19 @@ class RateLayer(keras.layers.Layer):
     def rate_variable(self):
         """The float32 scalar variable that holds the rate (read inside `call`)."""
         return self._rate
+
+    @property
+    def rate_schedule_variable(self):
+        """The float32 (4,) variable `(a, b, v0, v1)` of the schedule installed by a
+        `keras_dropouts` callback (see `keras_dropouts.schedules.two_knots`)."""
+        return self._rate_schedule
+
+    def save_own_variables(self, store):
+        # Only the rate is state worth saving; the schedule is reinstalled by `fit`.
+        store["0"] = self._rate
+
+    def load_own_variables(self, store):
+        self._rate.assign(store["0"])
 
     def _build_at_construction(self):
         """Marks a layer without a `build` method built, as `keras.layers.Dropout` does
@@ -77,5 +102,7 @@ class RateLayer(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"rate": self.rate, "seed": self.seed})
+        # The constructor's rate: schedules scale it (`relative=True`, `rate=None`);
+        # the current value is a weight and is saved with the weights.
+        config.update({"rate": self.configured_rate, "seed": self.seed})
         return config
