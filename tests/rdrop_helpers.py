@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 from conftest import to_np
+from keras import ops
 
 
 def log_softmax(a):
@@ -47,3 +48,53 @@ def two_pass(model, x, y, sample_weight=None):
 def data(n=32, n_in=8, n_out=3, seed=0):
     rng = np.random.default_rng(seed)
     return rng.normal(size=(n, n_in)).astype("float32"), rng.integers(0, n_out, n)
+
+
+@keras.saving.register_keras_serializable(package="test_rdrop")
+class CopyNoise(keras.layers.GaussianNoise):
+    """Deterministic 'noise' that differs between the R-Drop copies of a batch.
+
+    Row r of a tiled batch of n rows belongs to copy r // (n / 2); the second copy
+    is perturbed by a fixed function of x. Same 'masks' on any device layout and
+    for any model that tiles the batch the same way.
+    """
+
+    def call(self, x, training=False):
+        if not training:
+            return x
+        n = keras.ops.shape(x)[0]
+        copy = keras.ops.cast(keras.ops.arange(n) // (n // 2), x.dtype)[:, None]
+        return x * (1.0 + 0.5 * copy * keras.ops.cos(3.0 * x))
+
+
+def noise_mlp(n_in=8, n_out=3):
+    """An MLP whose only randomness is `CopyNoise` (the same 'masks' in every model)."""
+    inputs = keras.Input((n_in,))
+    h = keras.layers.Dense(16, activation="relu", kernel_initializer=keras.initializers.GlorotUniform(1))(inputs)
+    h = CopyNoise(0.1)(h)
+    out = keras.layers.Dense(n_out, kernel_initializer=keras.initializers.GlorotUniform(2))(h)
+    return inputs, out
+
+
+class HandTiled(keras.Model):
+    """The reference R-Drop must match with alpha=0: a functional model that tiles its
+    batch twice inside `fit`'s step and applies the compiled loss to both copies."""
+
+    def train_step(self, *args, **kwargs):
+        self._tiling = True
+        try:
+            return super().train_step(*args, **kwargs)
+        finally:
+            self._tiling = False
+
+    def call(self, inputs, training=None, mask=None):
+        if training and getattr(self, "_tiling", False):
+            inputs = ops.concatenate([inputs, inputs], axis=0)
+        return super().call(inputs, training=training, mask=mask)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if training and getattr(self, "_tiling", False):
+            y = ops.concatenate([y, y], axis=0)
+            if sample_weight is not None:
+                sample_weight = ops.concatenate([sample_weight, sample_weight], axis=0)
+        return super().compute_loss(x, y, y_pred, sample_weight, training=training)

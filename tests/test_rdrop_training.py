@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 from conftest import BACKEND, to_np
-from rdrop_helpers import data, log_softmax, mlp, sym_kl
+from rdrop_helpers import CopyNoise, data, log_softmax, mlp, sym_kl
 
 from keras_dropouts.models import RDropModel
 
@@ -68,22 +68,6 @@ def test_jit_compile_and_steps_per_execution():
     )
     logs = model.fit(x, y, batch_size=8, epochs=1, verbose=0).history
     assert np.isfinite(logs["loss"][0]) and logs["consistency_loss"][0] > 0
-
-
-@keras.saving.register_keras_serializable(package="test_rdrop")
-class CopyNoise(keras.layers.GaussianNoise):
-    """Deterministic 'noise' that differs between the R-Drop copies of a batch.
-
-    Row r of a tiled batch of n rows belongs to copy r // (n / 2); the second copy
-    is perturbed by a fixed function of x. Same 'masks' on any device layout.
-    """
-
-    def call(self, x, training=False):
-        if not training:
-            return x
-        n = keras.ops.shape(x)[0]
-        copy = keras.ops.cast(keras.ops.arange(n) // (n // 2), x.dtype)[:, None]
-        return x * (1.0 + 0.5 * copy * keras.ops.cos(3.0 * x))
 
 
 def _noise_model():

@@ -244,7 +244,7 @@ def _auto_kind(model, loss_fn, loss_name, output_name):
     )
 
 
-def check_sample_weight(sample_weight, y_pred, batch_size):
+def check_sample_weight(sample_weight, y_pred):
     """Raises a clear error for a `sample_weight` that cannot weight `y_pred` per sample.
 
     Only static shapes are checked (no work on tensor values): the weights' batch
@@ -263,7 +263,7 @@ def check_sample_weight(sample_weight, y_pred, batch_size):
         if sw is None:
             continue
         sw_shape = tuple(getattr(sw, "shape", ()))
-        out_shape = (batch_size,) + tuple(pred.shape)[1:]
+        out_shape = tuple(pred.shape)
         core = sw_shape
         while len(core) > 1 and core[-1] == 1:
             core = core[:-1]
@@ -273,7 +273,7 @@ def check_sample_weight(sample_weight, y_pred, batch_size):
         if not ok:
             raise ValueError(
                 "Invalid value received for argument `sample_weight`. Expected one "
-                f"weight per sample, shape ({batch_size},), or per position, a prefix of "
+                f"weight per sample, shape ({out_shape[0]},), or per position, a prefix of "
                 f"the output shape {out_shape}. Received: sample_weight with shape "
                 f"{sw_shape}"
             )

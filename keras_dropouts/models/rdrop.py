@@ -324,18 +324,25 @@ class RDropModel(keras.Model):
         if self.train_function is not None and not force:
             return self.train_function
         # Two compiled step functions: with R-Drop, and a plain single pass. The
-        # flag is read when each function traces (lazily, at its first call).
-        # Each variant gets its own step callable: `jax.jit` caches traces by
-        # function identity, so two jits of the same bound method would share one.
+        # flag is read when each function traces (lazily, at its first call; torch
+        # reads it every step). Each variant gets its own step callable: `jax.jit`
+        # caches traces by function identity, so two jits of one callable would
+        # share a trace. The variants wrap the current step, including a wrapper
+        # installed on the instance (the schedule callbacks install one).
+        own = self.__dict__.get("train_step")
+        step = own if own is not None else type(self).train_step.__get__(self)
         functions = []
-        for enabled in (True, False):
-            self._rdrop_enabled = enabled
-            self.__dict__["train_step"] = functools.partial(type(self).train_step, self)
-            try:
+        try:
+            for enabled in (True, False):
+                self._rdrop_enabled = enabled
+                self.__dict__["train_step"] = functools.partial(_call_step, step)
                 super().make_train_function(force=True)
-            finally:
-                del self.__dict__["train_step"]
-            functions.append(self.train_function)
+                functions.append(self.train_function)
+        finally:
+            if own is None:
+                self.__dict__.pop("train_step", None)
+            else:
+                self.__dict__["train_step"] = own
         with_rdrop, plain = functions
         every = self.consistency_every
 
@@ -363,6 +370,8 @@ class RDropModel(keras.Model):
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if not (training and self._rdrop_active()):
+            if sample_weight is not None:
+                plan_lib.check_sample_weight(sample_weight, y_pred)
             return super().compute_loss(
                 x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training
             )
@@ -374,8 +383,7 @@ class RDropModel(keras.Model):
         passes = self._split(y_pred)
         self._rdrop_local.first_pass = (y_pred, passes[0])  # reused by compute_metrics
         if sample_weight is not None:
-            first = keras.tree.flatten(passes[0])[0]
-            plan_lib.check_sample_weight(sample_weight, passes[0], first.shape[0])
+            plan_lib.check_sample_weight(sample_weight, passes[0])
         if plan.tile_loss:
             # One call on the tiled batch: exactly the mean of the per-pass losses.
             loss = _compat.call_compiled_loss(self, _tile(y, m), y_pred, _tile(sample_weight, m))
@@ -480,6 +488,10 @@ class RDropModel(keras.Model):
         if inner and not self.base_model.built:
             self.base_model.build_from_config(inner)
         self.built = True
+
+
+def _call_step(step, *args, **kwargs):
+    return step(*args, **kwargs)
 
 
 def _split_tensor(t, m):
