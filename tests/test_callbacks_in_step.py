@@ -200,3 +200,47 @@ def test_warning_free_on_the_built_in_path():
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*keras_dropouts.*|.*DropoutScheduler.*")
         fit_probe(model, 2, [kd.callbacks.DropoutScheduler(kd.schedules.Constant(0.2))])
+
+
+def _distributed_scope():
+    """A 2-replica scope (JAX DataParallel on host devices, TF MirroredStrategy), or skip."""
+    import contextlib
+
+    if BACKEND == "jax":
+        devices = keras.distribution.list_devices("cpu")
+        if len(devices) < 2:
+            pytest.skip("needs 2 JAX host devices (XLA_FLAGS set in conftest)")
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices[:2]))
+        return contextlib.nullcontext()
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        if len(tf.config.list_logical_devices("CPU")) < 2:
+            pytest.skip("needs 2 logical TF CPU devices (set in conftest)")
+        return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]).scope()
+    pytest.skip("torch backend has no Keras data-parallel distribution on CPU")
+
+
+def test_schedule_under_data_parallel_and_mirrored_strategy():
+    scope = _distributed_scope()
+    try:
+        with scope:
+            inp = keras.Input((8,))
+            drop = kd.layers.ScheduledDropout(0.0, seed=19)
+            model = keras.Model(inp, keras.layers.Dense(1)(drop(inp)))
+            model.compile("sgd", "mse")
+        seen = []
+        probe = keras.callbacks.LambdaCallback(
+            on_epoch_end=lambda epoch, logs: seen.append(drop.rate)
+        )
+        cb = kd.callbacks.EarlyDropout(0.5, cutoff_step=6, mode="linear")
+        hist = model.fit(
+            np.ones((32, 8), "float32"), np.ones((32, 1), "float32"), batch_size=8, epochs=2,
+            verbose=0, callbacks=[cb, probe],
+        )
+    finally:
+        if BACKEND == "jax":
+            keras.distribution.set_distribution(None)
+    # Last steps of the epochs: 3 -> 0.5 * (1 - 3/6); 7 -> 0.
+    assert seen == [0.25, 0.0]
+    assert hist.history["early_dropout_rate"] == [0.25, 0.0]
