@@ -302,30 +302,22 @@ def build_markdown(runs, meta, claims_rows, support_rows, check_rows, prefix, he
     add("A and B are the two methods named in the claim (A first), means over seeds; pp = "
         "percentage points.")
     add("")
-    add(f"{heading}# Occlusion robustness (the overfitting-regime models)")
+    add(f"{heading}# Overfitting regime and occlusion robustness: per-method means")
     add("")
-    add("One random square patch erased (set to background) on every test digit, at a random "
-        "position where it fits; the same patches for every method of a seed. Mean test "
-        "accuracy over seeds:")
+    add("Test accuracy on the clean test digits and on the same digits with one random square "
+        "patch erased (set to background, at a random position where it fits; the same patches "
+        "for every method of a seed); training loss in eval mode on the training images; mean "
+        "over seeds.")
     add("")
     occ_metrics = ["test_acc"] + [f"occ{s}_acc" for s in PATCH_SIZES] + ["occ_mean_acc"]
     table = method_table(runs, "overfit", OVERFIT_METHODS, occ_metrics + [
         "train_loss_clean", "test_loss"])
     add("| method | clean | " + " | ".join(f"{s}x{s} erased" for s in PATCH_SIZES)
         + " | mean erased | train loss (eval) | test loss | s / run |")
-    add("|---|" + "---|" * (len(PATCH_SIZES) + 6))
+    add("|---|" + "---|" * (len(PATCH_SIZES) + 5))
     for m, t in table.items():
         add(f"| {LABELS[m]} | " + " | ".join(f"{t[k]:.4f}" for k in occ_metrics)
             + f" | {t['train_loss_clean']:.4f} | {t['test_loss']:.3f} | {t['seconds']:.0f} |")
-    add("")
-    add("Further comparisons, same rule (reported, not counted in the claims):")
-    add("")
-    add("| comparison | regime | metric | A | B | A − B (paired) | SE | verdict |")
-    add("|---|---|---|---|---|---|---|---|")
-    for r in support_rows:
-        add(f"| {r['claim']} | {r['regime']} | {METRIC_TEXT[r['metric']]} | "
-            f"{_fmt(r['metric'], r['mean_a'])} | {_fmt(r['metric'], r['mean_b'])} | "
-            f"{_diff(r['metric'], r['diff'])} | {_se(r['metric'], r['se'])} | {r['verdict_text']} |")
     add("")
     dt = drop_table(runs)
     if dt:
@@ -354,6 +346,15 @@ def build_markdown(runs, meta, claims_rows, support_rows, check_rows, prefix, he
             f"{t['train_acc_aug']:.4f} | {t['test_acc']:.4f} | {t['test_loss']:.4f} | "
             f"{t['seconds']:.0f} |")
     add("")
+    add(f"{heading}# Further comparisons (same rule, not counted in the claims)")
+    add("")
+    add("| comparison | regime | metric | A | B | A − B (paired) | SE | verdict |")
+    add("|---|---|---|---|---|---|---|---|")
+    for r in support_rows:
+        add(f"| {r['claim']} | {r['regime']} | {METRIC_TEXT[r['metric']]} | "
+            f"{_fmt(r['metric'], r['mean_a'])} | {_fmt(r['metric'], r['mean_b'])} | "
+            f"{_diff(r['metric'], r['diff'])} | {_se(r['metric'], r['se'])} | {r['verdict_text']} |")
+    add("")
     add(f"{heading}# Checks")
     add("")
     for text, ok in check_rows:
@@ -369,7 +370,7 @@ def build_markdown(runs, meta, claims_rows, support_rows, check_rows, prefix, he
                       ("equal_fraction", "ProbDropBlock vs DropBlock: dropped fraction against rate"),
                       ("underfit", "underfitting regime: augmented stream, training loss, differences")):
         add(f"![{alt}]({prefix}_{name}.png)")
-    add("")
+        add("")
     add(f"Raw numbers: `{meta['results_json']}` (every run, every metric, the learning curves).")
     return "\n".join(lines) + "\n"
 
@@ -380,9 +381,8 @@ def plain_words(claims_rows, support_rows):
     unr = [r for r in claims_rows if r["verdict"] not in ("reproduced", "refuted")]
 
     def names(rows):
-        return "; ".join(f"{r['id']} {r['claim'][0].lower() + r['claim'][1:]} "
-                         f"({_diff(r['metric'], r['diff'])} ± {_se(r['metric'], r['se'])})"
-                         for r in rows)
+        return "; ".join(f"{r['id']} ({r['claim']}: {_diff(r['metric'], r['diff'])} ± "
+                         f"{_se(r['metric'], r['se'])})" for r in rows)
 
     parts = [f"Of {len(claims_rows)} claims, each tested in the regime its paper names, "
              f"{len(rep)} reproduced and {len(ref)} went the other way beyond 2 SE; "
@@ -393,12 +393,20 @@ def plain_words(claims_rows, support_rows):
         parts.append(f"**Did not reproduce (refuted):** {names(ref)}.")
     if unr:
         parts.append(f"Not resolved at this number of seeds: {names(unr)}.")
+        bounds = "; ".join(
+            f"{r['id']} [{_diff(r['metric'], r['diff'] - 2 * r['se'])}, "
+            f"{_diff(r['metric'], r['diff'] + 2 * r['se'])}]" for r in unr if np.isfinite(r["se"]))
+        if bounds:
+            parts.append("Not resolved does not mean unmeasured: the paired 2 SE intervals bound "
+                         f"what effect there can be at this scale ({bounds}).")
     occ = [r for r in support_rows if r["regime"] == "occlusion" and r["a"] == "dropblock"
            and r["b"] == "dropout" and r["metric"] == "occ_mean_acc"]
     if occ:
         r = occ[0]
-        parts.append(f"On occluded digits DropBlock vs Dropout: {_diff(r['metric'], r['diff'])} "
-                     f"± {_se(r['metric'], r['se'])} ({r['verdict_text']}).")
+        word = {"reproduced": "beyond 2 SE in DropBlock's favour",
+                "refuted": "beyond 2 SE against DropBlock"}.get(r["verdict"], "within 2 SE")
+        parts.append(f"On occluded digits (mean over patch sizes), DropBlock minus Dropout is "
+                     f"{_diff(r['metric'], r['diff'])} ± {_se(r['metric'], r['se'])}: {word}.")
     parts.append("These are small CNNs on 16x16 digits: a result here says what the technique "
                  "does in this regime at this scale, not what it does on ImageNet or GLUE.")
     return " ".join(parts)
@@ -469,10 +477,13 @@ def make_figures(runs, meta, claims_rows, support_rows, digits, docs, prefix):
     fig, ax = plt.subplots(figsize=(11, 0.45 * len(claims_rows) + 1.5), layout="constrained")
     for i, r in enumerate(claims_rows):
         signed = r["diff"] if r["higher_is_better"] else -r["diff"]
-        t = signed / r["se"] if np.isfinite(r["se"]) and r["se"] > 0 else 0.0
+        if np.isfinite(r["se"]) and r["se"] > 0:
+            t = signed / r["se"]
+        else:  # one seed (untestable) or identical differences on every seed
+            t = 0.0 if not np.isfinite(r["se"]) or signed == 0 else float(np.sign(signed)) * 10.0
         c = {"reproduced": "tab:green", "refuted": "tab:red"}.get(r["verdict"], "tab:gray")
         ax.barh(i, t, color=c)
-        ax.text(t + (0.1 if t >= 0 else -0.1), i, f" {_diff(r['metric'], r['diff'])} ± "
+        ax.text(t + (0.1 if t >= 0 else -0.1), i, f" A − B = {_diff(r['metric'], r['diff'])} ± "
                 f"{_se(r['metric'], r['se'])}", va="center", ha="left" if t >= 0 else "right",
                 fontsize=7)
     for x in (-2, 2):
@@ -533,14 +544,18 @@ def make_figures(runs, meta, claims_rows, support_rows, digits, docs, prefix):
                 _show(cells[row, col], shown[0], ("clean" if s == 0 else f"{s}x{s}") if row == 0 else None)
         ax = mid.subplots()
         sizes = [0] + list(PATCH_SIZES)
+        keys = ["test_acc" if s == 0 else f"occ{s}_acc" for s in sizes]
+        base = [np.mean(list(per_seed(runs, "overfit", "none", k).values())) for k in keys]
         for m in over:
-            accs = [per_seed(runs, "overfit", m, "test_acc" if s == 0 else f"occ{s}_acc") for s in sizes]
-            mean = [np.mean(list(a.values())) for a in accs]
-            ax.plot(sizes, mean, "o-", label=LABELS[m], color=colors[m], ms=4)
-        ax.set_xlabel("side of the erased square (pixels of 16)")
-        ax.set_ylabel("test accuracy (mean over seeds)")
+            mean = [np.mean(list(per_seed(runs, "overfit", m, k).values())) for k in keys]
+            ax.plot(sizes, 100 * (np.array(mean) - base), "o-", label=LABELS[m], color=colors[m], ms=4)
+        ax.set_xticks(sizes)
+        ax.set_xticklabels(["clean"] + [f"{s}x{s}" for s in PATCH_SIZES])
+        ax.set_xlabel("erased square (pixels of the 16x16 digit)")
+        ax.set_ylabel("test accuracy minus no dropout (pp, mean over seeds)")
         ax.legend(fontsize=7)
-        ax.set_title("accuracy as the erased patch grows", fontsize=9)
+        no_dropout = ", ".join(f"{v:.3f}" for v in base)
+        ax.set_title(f"relative to no dropout (whose accuracy is {no_dropout})", fontsize=9)
         probe = [(f"occ{s}_acc", f"{s}x{s}") for s in PATCH_SIZES]
         rows, labels = [], []
         for a, b in (("dropblock", "dropout"), ("dropblock", "none"), ("probdropblock_eq", "dropblock")):
