@@ -8,15 +8,23 @@ On the backend chosen by KERAS_BACKEND, with the data already on the device
         applies the compiled loss to both copies (same forward and backward, no
         consistency term): the floor. Target ratio <= 1.03 (CPU), <= 1.02 (GPU).
       - plain(2B): the plain model on the duplicated batch 2B.
+    RDropModel with alpha=0 (no consistency term at all) against hand-tiled
+    isolates the wrapper's own overhead from the cost of the term.
   * evaluate / predict: RDropModel against the plain model on B. Target <= 1.05.
   * peak memory of one train step where the backend exposes it: JAX reports
     XLA's buffer assignment of the compiled step (any device); TF and torch
     report the allocator's peak on a GPU; on a CPU they print n/a.
 
-Timing: `fit` for `--steps` steps, best of `--repeats`, the models interleaved so
-that they share machine noise; the first `fit` of each model compiles.
+Timing: `fit` for `--steps` steps, `--repeats` times, the models interleaved (in
+alternating order) so that each repeat's runs share the machine's load. A ratio
+is the median over repeats of the per-repeat ratio; times are medians. The first
+`fit` of each model compiles. `--clock
+cpu` (the default when no GPU is visible) times the process's CPU time instead of
+wall time: on a shared CPU machine other processes' load then inflates neither
+model, and on a CPU backend all of a step's work is CPU time. With a GPU the
+default is wall time.
 
-Usage:  KERAS_BACKEND=jax python benchmarks/bench_rdrop.py [--batch 128] [--steps 50]
+Usage:  KERAS_BACKEND=jax python benchmarks/bench_rdrop.py [--batch 128] [--steps 20] [--repeats 25]
 """
 
 import argparse
@@ -67,15 +75,39 @@ class HandTiled(keras.Model):
         return super().compute_loss(x, y, y_pred, sample_weight, training=training)
 
 
-def timed(fns, repeats):
-    """Best-of-`repeats` wall time of each function, interleaved to share machine noise."""
-    best = [float("inf")] * len(fns)
-    for _ in range(repeats):
-        for i, fn in enumerate(fns):
-            t = time.perf_counter()
-            fn()
-            best[i] = min(best[i], time.perf_counter() - t)
-    return best
+def gpu_visible():
+    if BACKEND == "jax":
+        import jax
+
+        return jax.default_backend() != "cpu"
+    if BACKEND == "torch":
+        import torch
+
+        return torch.cuda.is_available()
+    import tensorflow as tf
+
+    return bool(tf.config.list_logical_devices("GPU"))
+
+
+def timed(fns, repeats, clock):
+    """Per-repeat times of each function, interleaved (alternating order) to share load."""
+    times = [[] for _ in fns]
+    for r in range(repeats):
+        order = range(len(fns)) if r % 2 == 0 else reversed(range(len(fns)))
+        for i in order:
+            t = clock()
+            fns[i]()
+            times[i].append(clock() - t)
+    return times
+
+
+def median(values):
+    return float(np.median(values))
+
+
+def ratio(a, b):
+    """Median over repeats of the per-repeat ratio a / b."""
+    return median([x / y for x, y in zip(a, b)])
 
 
 def device_data(x, y, batch, steps):
@@ -136,10 +168,13 @@ def fmt_bytes(n):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--width", type=int, default=256)
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=25)
+    parser.add_argument("--clock", choices=("auto", "wall", "cpu"), default="auto")
     args = parser.parse_args()
+    use_cpu_clock = args.clock == "cpu" or (args.clock == "auto" and not gpu_visible())
+    clock = time.process_time if use_cpu_clock else time.perf_counter
     b, steps, n_in, n_out = args.batch, args.steps, 64, 10
     rng = np.random.default_rng(0)
     x = rng.normal(size=(2 * b, n_in)).astype("float32")
@@ -147,9 +182,10 @@ def main():
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
     rdrop = RDropModel(*build(args.width, n_in, n_out), alpha=1.0)
+    rdrop0 = RDropModel(*build(args.width, n_in, n_out), alpha=0.0)
     hand = HandTiled(*build(args.width, n_in, n_out))
     plain = keras.Model(*build(args.width, n_in, n_out))
-    for m in (rdrop, hand, plain):
+    for m in (rdrop, rdrop0, hand, plain):
         m.compile(keras.optimizers.SGD(1e-3), loss)
     data_b = device_data(x, y, b, steps)
     data_2b = device_data(x, y, 2 * b, steps)
@@ -165,16 +201,16 @@ def main():
         return lambda: model.predict(((xs,) for xs, _ in data_b()) if BACKEND != "tensorflow"
                                      else data_b().map(lambda a, _: a), steps=steps, verbose=0)
 
-    train_fns = [fit(rdrop, data_b), fit(hand, data_b), fit(plain, data_2b)]
+    train_fns = [fit(rdrop, data_b), fit(hand, data_b), fit(plain, data_2b), fit(rdrop0, data_b)]
     eval_fns = [evaluate(rdrop), evaluate(plain)]
     pred_fns = [predict(rdrop), predict(plain)]
     for fn in train_fns + eval_fns + pred_fns:  # compile everything
         fn()
 
     reps = args.repeats
-    t_rdrop, t_hand, t_plain2 = timed(train_fns, reps)
-    e_rdrop, e_plain = timed(eval_fns, reps)
-    p_rdrop, p_plain = timed(pred_fns, reps)
+    t_rdrop, t_hand, t_plain2, t_rdrop0 = timed(train_fns, reps, clock)
+    e_rdrop, e_plain = timed(eval_fns, reps, clock)
+    p_rdrop, p_plain = timed(pred_fns, reps, clock)
 
     if BACKEND == "jax":
         mem = [jax_step_bytes(rdrop, x_b, y_b), jax_step_bytes(hand, x_b, y_b), jax_step_bytes(plain, x, y)]
@@ -185,16 +221,19 @@ def main():
                gpu_peak_bytes(lambda: one(plain, data_2b))]
         mem_note = "allocator peak of one step (GPU only)"
 
-    ms = lambda t: 1e3 * t / steps  # noqa: E731
-    print(f"backend={BACKEND} batch={b} steps={steps} width={args.width} repeats={reps}")
+    ms = lambda t: 1e3 * median(t) / steps  # noqa: E731
+    print(f"backend={BACKEND} batch={b} steps={steps} width={args.width} repeats={reps} "
+          f"clock={'process CPU time' if use_cpu_clock else 'wall'}")
     print(f"train step  RDrop(B) {ms(t_rdrop):7.3f} ms  hand-tiled(B) {ms(t_hand):7.3f} ms  "
           f"plain(2B) {ms(t_plain2):7.3f} ms")
-    print(f"            RDrop / hand-tiled {t_rdrop / t_hand:.3f} (target <= 1.03 CPU, 1.02 GPU)   "
-          f"RDrop / plain(2B) {t_rdrop / t_plain2:.3f}")
+    print(f"            RDrop / hand-tiled {ratio(t_rdrop, t_hand):.3f} (target <= 1.03 CPU, 1.02 GPU)   "
+          f"RDrop / plain(2B) {ratio(t_rdrop, t_plain2):.3f}")
+    print(f"            RDrop(alpha=0) {ms(t_rdrop0):7.3f} ms: wrapper overhead alone, "
+          f"RDrop(alpha=0) / hand-tiled {ratio(t_rdrop0, t_hand):.3f}")
     print(f"evaluate    RDrop(B) {ms(e_rdrop):7.3f} ms  plain(B) {ms(e_plain):7.3f} ms  "
-          f"ratio {e_rdrop / e_plain:.3f} (target <= 1.05)")
+          f"ratio {ratio(e_rdrop, e_plain):.3f} (target <= 1.05)")
     print(f"predict     RDrop(B) {ms(p_rdrop):7.3f} ms  plain(B) {ms(p_plain):7.3f} ms  "
-          f"ratio {p_rdrop / p_plain:.3f} (target <= 1.05)")
+          f"ratio {ratio(p_rdrop, p_plain):.3f} (target <= 1.05)")
     print(f"memory      RDrop(B) {fmt_bytes(mem[0])}  hand-tiled(B) {fmt_bytes(mem[1])}  "
           f"plain(2B) {fmt_bytes(mem[2])}  ({mem_note})")
 

@@ -57,7 +57,7 @@ def test_tiled_consistency_equals_divergence_ops(kind, from_logits, passes):
         z = 1.0 / (1.0 + np.exp(-z))
         z[0, 0, 0] = 1.0  # saturated probability: finite in both
     pairs = [(a, b) for a in range(passes) for b in range(a + 1, passes)]
-    got = to_np(_consistency.tiled(kind, ops.convert_to_tensor(z), passes, pairs, from_logits, 0.7))
+    got = to_np(_consistency.tiled(kind, ops.convert_to_tensor(z), passes, from_logits, 0.7))
     parts = [ops.convert_to_tensor(p) for p in np.split(z, passes)]
     ref = to_np(_consistency.pairwise(kind, parts, pairs, from_logits)) * 0.7
     assert np.isfinite(got)

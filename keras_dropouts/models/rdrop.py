@@ -432,7 +432,7 @@ class RDropModel(keras.Model):
                 sw = keras.tree.flatten(sw)[i] if path is None else _resolve(path, sw)
             out = flat_tiled[i]
             if sw is None and len(out.shape) >= 2 and _compat.get_keras_mask(out) is None:
-                term = _consistency.tiled(kind, out, self.passes, self._rdrop_pairs, from_logits, weight)
+                term = _consistency.tiled(kind, out, self.passes, from_logits, weight)
             else:
                 parts = [f[i] for f in flat]
                 mask = _compat.get_keras_mask(parts[0])  # the copies share the batch's mask
