@@ -4,8 +4,17 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 EXTRAS := tensorflow,jax,torch,nlp,dev
 BACKENDS := tensorflow jax torch
+PYTEST := -m pytest -q -p no:cacheprovider -n 2
 
-.PHONY: venv test demo evidence bench lint clean
+# The oldest supported environment: the exact pins of requirements/oldest.txt (Keras
+# 3.8.0, the lower bound in pyproject.toml, with JAX 0.4.38 and nothing else: no
+# TensorFlow, torch or keras-hub), in its own virtual environment.
+OLDEST := .venv-oldest
+OLDEST_PY := $(OLDEST)/bin/python
+OLDEST_STAMP := $(OLDEST)/.installed
+WHEEL_VENV := .venv-wheel
+
+.PHONY: venv venv-oldest test test-newest test-oldest test-wheel demo evidence bench lint clean
 
 venv: $(STAMP)
 
@@ -15,14 +24,49 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
-test: $(STAMP)
+venv-oldest: $(OLDEST_STAMP)
+
+# One resolve of the pins and the package: a pyproject bound that excludes a pin fails here.
+$(OLDEST_STAMP): pyproject.toml requirements/oldest.txt
+	rm -rf $(OLDEST)
+	$(PYTHON) -m venv $(OLDEST)
+	$(OLDEST_PY) -m pip install -q --upgrade pip
+	$(OLDEST_PY) -m pip install -q -r requirements/oldest.txt -e .
+	touch $(OLDEST_STAMP)
+
+# CI's version matrix (about 21 minutes on 2 CPU cores):
+#   newest Keras (pyproject's extras): the whole suite on TensorFlow, JAX and torch;
+#   oldest Keras (requirements/oldest.txt): the whole suite on JAX (about 3 minutes),
+#   in a JAX-only environment, so tests of optional packages (TensorFlow, keras-hub,
+#   matplotlib) show that they skip cleanly. TensorFlow and torch are not run on the
+#   oldest Keras (time budget);
+#   the wheel alone (about 1 minute).
+test: test-newest test-oldest test-wheel
+
+test-newest: $(STAMP)
 	@set -e; for b in $(BACKENDS); do \
-	  echo "=== KERAS_BACKEND=$$b"; \
-	  KERAS_BACKEND=$$b $(PY) -m pytest -q -p no:cacheprovider -n 2 tests; \
+	  echo "=== KERAS_BACKEND=$$b (newest Keras)"; \
+	  KERAS_BACKEND=$$b $(PY) $(PYTEST) tests; \
 	done
 
+test-oldest: $(OLDEST_STAMP)
+	@echo "=== KERAS_BACKEND=jax (oldest supported Keras: requirements/oldest.txt)"
+	KERAS_BACKEND=jax $(OLDEST_PY) $(PYTEST) tests
+
+# The wheel alone: built from the project's files, installed in a fresh environment with
+# only Keras and JAX (plus scikit-learn and SciPy for the quickstart's digits data; no
+# TensorFlow, torch or extras), imported from site-packages (`-I`: not the source tree).
+test-wheel: $(STAMP)
+	rm -rf dist $(WHEEL_VENV)
+	$(PY) -m pip wheel -q --no-deps -w dist .
+	$(PYTHON) -m venv $(WHEEL_VENV)
+	$(WHEEL_VENV)/bin/python -m pip install -q dist/keras_dropouts-*.whl keras jax scikit-learn scipy
+	KERAS_BACKEND=jax $(WHEEL_VENV)/bin/python -I -c \
+	  "import keras_dropouts as kd; assert 'site-packages' in kd.__file__, kd.__file__; print('wheel:', kd.__version__)"
+	KERAS_BACKEND=jax $(WHEEL_VENV)/bin/python -I examples/quickstart.py --epochs 1
+
 test-%: $(STAMP)
-	KERAS_BACKEND=$* $(PY) -m pytest -q -p no:cacheprovider -n 2 tests
+	KERAS_BACKEND=$* $(PY) $(PYTEST) tests
 
 demo: $(STAMP)
 	$(PY) examples/demo_digits.py
@@ -48,4 +92,4 @@ lint: $(STAMP)
 	$(PY) -m ruff check keras_dropouts tests examples benchmarks
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(OLDEST) $(WHEEL_VENV) build dist *.egg-info

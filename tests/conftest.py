@@ -1,5 +1,16 @@
-"""Test set-up: virtual CPU devices for the distribution tests, quiet logs."""
+"""Test set-up: virtual CPU devices for the distribution tests, quiet logs, and markers
+with which tests declare what they need from the environment.
 
+* `@pytest.mark.requires("tensorflow", "keras_hub")`: skips (naming what is missing)
+  unless every module can be imported. The suite also runs where only one backend
+  is installed (`make test` runs it on the oldest supported Keras with JAX alone).
+* `@pytest.mark.multi_device(2)`: skips unless the backend can run that many
+  data-parallel replicas on host (CPU) devices: JAX's forced host devices (set
+  below; they exist even when a GPU is JAX's default backend, so tests must ask for
+  `"cpu"` devices), TensorFlow's two logical CPU devices, none on torch.
+"""
+
+import importlib.util
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -21,6 +32,42 @@ if BACKEND == "tensorflow":
     tf.config.set_logical_device_configuration(
         _cpu, [tf.config.LogicalDeviceConfiguration()] * 2
     )
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "requires(*modules): skip unless every named module can be imported"
+    )
+    config.addinivalue_line(
+        "markers", "multi_device(n=2): skip unless n data-parallel host devices are available"
+    )
+
+
+def missing_modules(*modules):
+    """The modules of `modules` that cannot be imported here."""
+    return [m for m in modules if importlib.util.find_spec(m) is None]
+
+
+def host_devices():
+    """Host (CPU) devices the backend can run data-parallel replicas on (0 on torch)."""
+    if BACKEND == "jax":
+        return len(keras.distribution.list_devices("cpu"))
+    if BACKEND == "tensorflow":
+        return len(tf.config.list_logical_devices("CPU"))
+    return 0
+
+
+def pytest_runtest_setup(item):
+    for marker in item.iter_markers("requires"):
+        missing = missing_modules(*marker.args)
+        if missing:
+            pytest.skip(f"needs {', '.join(missing)} (not installed)")
+    marker = item.get_closest_marker("multi_device")
+    if marker is not None:
+        n = marker.args[0] if marker.args else 2
+        have = host_devices()
+        if have < n:
+            pytest.skip(f"needs {n} data-parallel host devices on {BACKEND}; {have} available")
 
 
 @pytest.fixture(autouse=True)

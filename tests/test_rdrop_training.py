@@ -85,6 +85,7 @@ def _one_step(model, x, y):
     return logs, [to_np(w) for w in model.get_weights()]
 
 
+@pytest.mark.multi_device(4 if BACKEND == "jax" else 2)
 def test_distributed_equals_single_device():
     x, y = data(16)
     single = _noise_model()
@@ -92,17 +93,16 @@ def test_distributed_equals_single_device():
     ref_logs, ref_w = _one_step(single, x, y)
     assert ref_logs["consistency_loss"][0] > 1e-4
     if BACKEND == "jax":
-        devices = keras.distribution.list_devices("cpu")
-        if len(devices) < 4:
-            pytest.skip("needs 4 JAX host devices (XLA_FLAGS set in conftest)")
-        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices[:4]))
+        # Host devices (forced in conftest), also where a GPU is JAX's default.
+        devices = keras.distribution.list_devices("cpu")[:4]
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
         try:
             dist = _noise_model()
             dist.set_weights(init)
             logs, w = _one_step(dist, x, y)
         finally:
             keras.distribution.set_distribution(None)
-    elif BACKEND == "tensorflow":
+    else:
         import tensorflow as tf
 
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
@@ -111,8 +111,6 @@ def test_distributed_equals_single_device():
             dist = _noise_model()
             dist.set_weights(init)
         logs, w = _one_step(dist, x, y)
-    else:
-        pytest.skip("torch backend has no Keras data-parallel distribution on CPU")
     for key in ("loss", "consistency_loss"):
         np.testing.assert_allclose(logs[key][0], ref_logs[key][0], rtol=1e-5)
     for a, b in zip(w, ref_w):
