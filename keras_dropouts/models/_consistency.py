@@ -9,12 +9,13 @@ the tiled tensor per pass offset, not from slices:
     sum over ordered pairs (a, b) of sum(u_a * (v_a - v_b))
         = sum over unordered pairs of sum((u_a - u_b) * (v_a - v_b)),
 
-with `(u, v) = (p, log p)` for the symmetric KL, `(sigmoid(l), l)` for the binary
-KL and `(y, y)` for the squared difference. That is about half the backend ops
+with `(u, v) = (p, log p)` for the symmetric KL (from logits `(softmax(l), l)`: the
+log-sum-exp terms cancel because both distributions sum to 1), `(sigmoid(l), l)`
+for the binary KL and `(y, y)` for the squared difference. That is about half the backend ops
 (forward and backward) of calling `keras_dropouts.ops.divergence` per pair, which
 matters on torch, where every op is dispatched eagerly each step. The values are
 those of `symmetric_kl` / `binary_symmetric_kl` / `mean_squared_difference` with
-`reduction="mean"` (same float32 math; tested equal) for finite logits. One
+`reduction="mean"` (float32; tested equal to float rounding) for finite logits. One
 difference: logits are not capped at +-1e30 here. A non-finite logit inside a
 train step already makes the compiled cross-entropy NaN, so the cap would not
 save the step, and it costs a clip forward and backward every step. Masked or
@@ -58,8 +59,9 @@ def _transforms(kind, z, from_logits):
     eps = keras.config.epsilon()
     if kind == "kl":
         if from_logits:
-            log_p = ops.log_softmax(z, axis=-1)
-            return ops.exp(log_p), log_p
+            # log p = z - logsumexp(z), and sum_c (p_a - p_b) = 0, so the logsumexp
+            # terms cancel: sum((p_a - p_b) * (log p_a - log p_b)) = sum((p_a - p_b) * (z_a - z_b)).
+            return ops.softmax(z, axis=-1), z
         return ops.clip(z, 0.0, 1.0), ops.log(ops.clip(z, eps, 1.0))
     # binary_kl
     if from_logits:
