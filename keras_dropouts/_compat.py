@@ -186,3 +186,24 @@ def per_pass_activity_loss(layers, passes):
                 if entry[0] == 0:
                     object.__setattr__(layer, "activity_regularizer", entry[1])
                     del _swapped[id(layer)]
+
+
+# --------------------------------------------------------------- optimizer steps
+
+
+def optimizer_step_counter(optimizer):
+    """`(variable, every)`: the optimizer's update count is `variable // every`.
+
+    `optimizer.iterations` is that count, but not always a variable, nor always the
+    one that moves:
+    - Keras 3.8: `LossScaleOptimizer.iterations` is the wrapper's own counter, which
+      never increments (the inner optimizer's does); Keras 3.9+ returns the inner one.
+      We follow `inner_optimizer` on every version.
+    - Keras 3.8 - 3.15: with `gradient_accumulation_steps=k`, `iterations` is the
+      tensor `_iterations // k`, not a variable; the variable is `_iterations`.
+    """
+    while hasattr(optimizer, "inner_optimizer"):
+        optimizer = optimizer.inner_optimizer
+    every = getattr(optimizer, "gradient_accumulation_steps", None) or 1
+    variable = optimizer._iterations if every > 1 else optimizer.iterations
+    return variable, int(every)

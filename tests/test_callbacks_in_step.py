@@ -244,3 +244,22 @@ def test_schedule_under_data_parallel_and_mirrored_strategy():
     # Last steps of the epochs: 3 -> 0.5 * (1 - 3/6); 7 -> 0.
     assert seen == [0.25, 0.0]
     assert hist.history["early_dropout_rate"] == [0.25, 0.0]
+
+
+def test_gradient_accumulation_follows_optimizer_updates():
+    inp = keras.Input((8,))
+    drop = kd.layers.ScheduledDropout(0.0, seed=20)
+    model = keras.Model(inp, keras.layers.Dense(1)(drop(inp)))
+    model.compile(keras.optimizers.SGD(1e-3, gradient_accumulation_steps=2), "mse")
+    rates = []
+
+    class Rates(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            _ = self.model  # JAX: sync the state
+            rates.append(drop.rate)
+
+    cb = kd.callbacks.DropoutScheduler(kd.schedules.LinearRamp(0.4, end_step=4))
+    model.fit(np.ones((48, 8), "float32"), np.ones((48, 1), "float32"), batch_size=8,
+              epochs=1, verbose=0, callbacks=[cb, Rates()])
+    # Six micro-batches are three optimizer updates: steps 0, 0, 1, 1, 2, 2.
+    np.testing.assert_allclose(rates, [0.0, 0.0, 0.1, 0.1, 0.2, 0.2], atol=1e-7)

@@ -27,6 +27,7 @@ import weakref
 import keras
 from keras import ops
 
+from keras_dropouts._compat import optimizer_step_counter
 from keras_dropouts.schedules import two_knots
 
 _HUBS = weakref.WeakKeyDictionary()
@@ -225,12 +226,14 @@ class StepSchedules:
             non_trainable = {id(v): i for i, v in enumerate(model.non_trainable_variables)}
             rate_slots = [non_trainable[id(v)] for v in rate_vars]
             knot_slots = [non_trainable[id(v)] for v in knot_vars]
+            counter, every = optimizer_step_counter(model.optimizer)
             optimizer_vars = [id(v) for v in model.optimizer.variables]
-            step_slot = optimizer_vars.index(id(model.optimizer.iterations))
+            step_slot = optimizer_vars.index(id(counter))
 
             def train_step(state, data):
                 trainable, non_trainable_values, optimizer_values, metrics = state
-                new = rates(optimizer_values[step_slot], [non_trainable_values[i] for i in knot_slots])
+                step = optimizer_values[step_slot] // every
+                new = rates(step, [non_trainable_values[i] for i in knot_slots])
                 non_trainable_values = list(non_trainable_values)
                 for k, slot in enumerate(rate_slots):
                     non_trainable_values[slot] = new[k]
@@ -238,11 +241,11 @@ class StepSchedules:
 
             return train_step
 
-        iterations = model.optimizer.iterations
+        counter, every = optimizer_step_counter(model.optimizer)
         assign = _assigner(rate_vars)
 
         def train_step(*args, **kwargs):
-            new = rates(iterations.value, [v.value for v in knot_vars])
+            new = rates(counter.value // every, [v.value for v in knot_vars])
             assign(new)
             return original(*args, **kwargs)
 

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 
 from keras_dropouts._checks import check_bool, check_int, invalid
+from keras_dropouts._compat import optimizer_step_counter
 from keras_dropouts.callbacks import _in_step
 from keras_dropouts.callbacks._assign import RateWriter
 from keras_dropouts.callbacks.targets import configured_rate, is_package_layer, select_layers
@@ -230,7 +231,8 @@ class DropoutScheduler(keras.callbacks.Callback):
                 )
             hub.add_knots(layers)
         else:
-            dtype = keras.backend.standardize_dtype(self._model.optimizer.iterations.dtype)
+            counter, _ = optimizer_step_counter(self._model.optimizer)
+            dtype = keras.backend.standardize_dtype(counter.dtype)
             reason = _in_step.traceable(schedule, dtype)
             if reason is not None:
                 warnings.warn(
@@ -291,7 +293,8 @@ class DropoutScheduler(keras.callbacks.Callback):
 
     def _read_iterations(self):
         # `self.model` syncs the JAX state, so the value is current.
-        return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations.value))
+        counter, every = optimizer_step_counter(self.model.optimizer)
+        return int(keras.ops.convert_to_numpy(counter.value)) // every
 
     def _rate_at(self, step):
         value = self._active_schedule(step)
