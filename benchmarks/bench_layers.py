@@ -1,14 +1,30 @@
-"""Step time of the package's block-dropout layers against `keras.layers.Dropout`.
+"""Cost of the package's dropout layers against `keras.layers.Dropout`, same run.
 
-Every candidate runs on the same input tensor in the same process: a compiled
-(`jit_compile=True`) forward + backward step of `Scale -> drop layer -> mse`, where
-`Scale` is one trainable scalar so the gradient flows through the drop layer.
-Ratios are against `keras.layers.Dropout` at the same rate. keras-cv's
-`DropBlock2D` (TensorFlow backend) and timm's `DropBlock2d` (torch backend) are
-timed too when installed.
+Two tables, for the current KERAS_BACKEND:
 
-    KERAS_BACKEND=jax python benchmarks/bench_layers.py              # 16x56x56x64
-    KERAS_BACKEND=tensorflow python benchmarks/bench_layers.py --shape 64 56 56 256
+1. Per call (eager) on a tiny tensor, (2, 8, 8, 4) by default: `layer(x, training=True)`
+   outside any compiled function. Small layers are dispatch-bound on a GPU and torch
+   is always eager, so this is the cost users of torch pay per layer and step.
+2. Train step (compiled: `jit_compile="auto"`, XLA on TF and JAX, eager on torch):
+   forward + backward of `Scale -> layer -> mse` through `train_on_batch`, where
+   `Scale` is one trainable scalar so the gradient flows through the layer.
+
+Inputs are backend tensors created once on the device: no host-to-device copy is
+timed. Candidates are interleaved and each figure is the minimum over `--repeats`
+rounds (noise from other processes only adds time); ratios are against
+`keras.layers.Dropout(rate, seed=1)` measured in the same rounds. Also timed when
+available: `torch.nn.Dropout` (torch), timm's `DropBlock2d` (torch, when timm
+imports), keras-cv's `DropBlock2D` (TensorFlow, eager only: it cannot be traced
+under Keras 3.15). On CUDA every candidate is also run once under
+`torch.cuda.set_sync_debug_mode("error")`, reporting device-to-host syncs.
+
+torch runs with one intra-op thread by default (`--threads`): on a shared 2-core
+machine torch's thread pool waits for a busy core inside every parallel kernel
+(a tiny max-pool measured 7.8 ms with 2 threads, 5 us with 1).
+
+    KERAS_BACKEND=torch python benchmarks/bench_layers.py                    # both tables
+    KERAS_BACKEND=jax python benchmarks/bench_layers.py --shape 64 56 56 256 --no-per-call
+    KERAS_BACKEND=torch python benchmarks/bench_layers.py --data-format channels_first
 """
 
 import argparse
@@ -21,6 +37,8 @@ import numpy as np
 
 import keras_dropouts as kd
 
+BASE = "keras.layers.Dropout"
+
 
 class Scale(keras.layers.Layer):
     def build(self, input_shape):
@@ -30,25 +48,47 @@ class Scale(keras.layers.Layer):
         return x * keras.ops.cast(self.w, x.dtype)
 
 
-def seconds_per_call(step, steps, warmup):
-    """Mean wall time of `step()` over `steps` calls, after `warmup` calls."""
-    for _ in range(warmup):
-        step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return (time.perf_counter() - start) / steps
+def candidates(rate, block, data_format):
+    """name -> factory of a Keras layer (or a raw torch module, marked `raw`)."""
+    df = {"data_format": data_format}
+    out = {
+        BASE: lambda: keras.layers.Dropout(rate, seed=1),
+        "keras.layers.Dropout (unseeded)": lambda: keras.layers.Dropout(rate),
+        "ScheduledDropout": lambda: kd.layers.ScheduledDropout(rate, seed=1),
+        "DropPath": lambda: kd.layers.DropPath(rate, seed=1),
+        "DropBlock2D (per channel)": lambda: kd.layers.DropBlock2D(rate, block, seed=1, **df),
+        "DropBlock2D (shared mask)": lambda: kd.layers.DropBlock2D(
+            rate, block, seed=1, per_channel=False, **df
+        ),
+        "ProbDropBlock2D (per channel)": lambda: kd.layers.ProbDropBlock2D(
+            rate, block, seed=1, **df
+        ),
+        "ProbDropBlock2D (shared mask)": lambda: kd.layers.ProbDropBlock2D(
+            rate, block, seed=1, per_channel=False, **df
+        ),
+    }
+    if keras.backend.backend() == "torch":
+        import torch
+
+        out["torch.nn.Dropout"] = lambda: torch.nn.Dropout(rate)
+        timm = timm_drop_block()
+        if timm is not None and data_format == "channels_first":
+            out["timm DropBlock2d"] = lambda: timm(drop_prob=rate, block_size=block)
+            out["timm DropBlock2d (fast=False)"] = lambda: timm(
+                drop_prob=rate, block_size=block, fast=False
+            )
+    return out
 
 
-def keras_step_time(layer, x, steps, warmup=2):
-    inputs = keras.Input(x.shape[1:], batch_size=x.shape[0])
-    model = keras.Model(inputs, layer(Scale()(inputs)))
-    model.compile(optimizer=keras.optimizers.SGD(0.0), loss="mse", jit_compile="auto")
-    y = np.zeros_like(x)
-    return seconds_per_call(lambda: model.train_on_batch(x, y), steps, warmup)
+def timm_drop_block():
+    try:
+        from timm.layers import DropBlock2d
+    except Exception:  # not installed, or its torchvision does not import
+        return None
+    return DropBlock2d
 
 
-def keras_cv_candidate(rate, block):
+def keras_cv_drop_block(rate, block):
     if keras.backend.backend() != "tensorflow":
         return None
     try:
@@ -58,88 +98,201 @@ def keras_cv_candidate(rate, block):
     return lambda: keras_cv.layers.DropBlock2D(rate=rate, block_size=block, seed=1)
 
 
-def tf_eager_time(layer, x, steps, warmup=2):
-    """Eager forward + backward (keras-cv's DropBlock2D cannot be traced by tf.function
-    under Keras 3.15: it calls int() on a symbolic shape)."""
-    import tensorflow as tf
+def is_torch_module(layer):
+    if keras.backend.backend() != "torch" or isinstance(layer, keras.layers.Layer):
+        return False
+    import torch
 
-    t = tf.constant(x)
+    return isinstance(layer, torch.nn.Module)
+
+
+def sync(value=None):
+    """Waits for queued device work (timing stops when the work is done)."""
+    backend = keras.backend.backend()
+    if backend == "torch":
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+    elif backend == "jax" and hasattr(value, "block_until_ready"):
+        value.block_until_ready()
+
+
+def per_call_fn(layer, x):
+    if is_torch_module(layer):
+        layer.train()
+        return lambda: layer(x)
+    return lambda: layer(x, training=True)
+
+
+def train_step_fn(layer, x, y):
+    """A compiled train step of `Scale -> layer -> mse` on device tensors."""
+    if is_torch_module(layer):
+        layer.train()
+        layer = keras.layers.TorchModuleWrapper(layer)
+    inputs = keras.Input(tuple(x.shape[1:]), batch_size=x.shape[0])
+    model = keras.Model(inputs, layer(Scale()(inputs), training=True))
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss="mse", jit_compile="auto")
+    return lambda: model.train_on_batch(x, y)  # returns NumPy logs: a sync per step
+
+
+def eager_tf_step_fn(layer, x):
+    """Eager forward + backward (keras-cv's DropBlock2D cannot be traced by
+    tf.function under Keras 3.15: it calls int() on a symbolic shape)."""
+    import tensorflow as tf
 
     def step():
         with tf.GradientTape() as tape:
-            tape.watch(t)
-            loss = tf.reduce_mean(tf.square(layer(t, training=True)))
-        tape.gradient(loss, t)
+            tape.watch(x)
+            loss = tf.reduce_mean(tf.square(layer(x, training=True)))
+        return tape.gradient(loss, x)
 
-    return seconds_per_call(step, steps, warmup)
+    return step
 
 
-def timm_time(x, rate, block, steps, warmup=2):
-    try:
-        import torch
-        from timm.layers import DropBlock2d
-    except Exception:
-        return None
-    layer = DropBlock2d(drop_prob=rate, block_size=block).train()
-    t = torch.tensor(np.moveaxis(x, -1, 1).copy(), requires_grad=True)
+def interleaved_minimum(fns, calls, repeats, warmup=2):
+    """Seconds per call of each fn: minimum over `repeats` rounds of `calls` calls."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            out = fn()
+        sync(out)
+    best = {name: float("inf") for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            for _ in range(calls):
+                out = fn()
+            sync(out)
+            best[name] = min(best[name], (time.perf_counter() - start) / calls)
+    return best
 
-    def step():
-        out = layer(t)
-        out.square().mean().backward()
 
-    return seconds_per_call(step, steps, warmup)
+def build_all(factories, make_fn):
+    fns = {}
+    for name, make in factories.items():
+        try:
+            fns[name] = make_fn(make())
+        except Exception as e:  # report, keep measuring the others
+            print(f"{name}: failed ({type(e).__name__}: {str(e)[:160]})")
+    return fns
+
+
+def device_tensor(shape, data_format, seed=0):
+    x = np.random.default_rng(seed).random(shape, dtype=np.float32)
+    if data_format == "channels_first":
+        x = np.moveaxis(x, -1, 1).copy()
+    return keras.ops.convert_to_tensor(x)
+
+
+def print_table(title, times, unit_scale, unit):
+    base = times[BASE]
+    print(f"\n{title}")
+    print(f"| layer | {unit} | x {BASE} |")
+    print("|---|---|---|")
+    for name, t in times.items():
+        print(f"| {name} | {t * unit_scale:.1f} | {t / base:.2f} |")
+
+
+def check_syncs(factories, x):
+    """On CUDA: which candidates synchronise the host with the device per call."""
+    import torch
+
+    results = {}
+    for name, make in factories.items():
+        layer = make()
+        fn = per_call_fn(layer, x)
+        fn()  # first call: builds, caches per-shape tables
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            fn()
+            results[name] = "none"
+        except RuntimeError as e:
+            results[name] = f"sync ({str(e)[:60]})"
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    print("\nDevice-to-host syncs per call (CUDA, torch.cuda.set_sync_debug_mode):")
+    for name, r in results.items():
+        print(f"  {name}: {r}")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shape", type=int, nargs=4, default=[16, 56, 56, 64])
+    parser.add_argument("--shape", type=int, nargs=4, default=[16, 56, 56, 64],
+                        help="train-step input, (batch, height, width, channels)")
+    parser.add_argument("--tiny", type=int, nargs=4, default=[2, 8, 8, 4],
+                        help="per-call input, (batch, height, width, channels)")
     parser.add_argument("--rate", type=float, default=0.1)
     parser.add_argument("--block", type=int, default=7)
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--tiny-block", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=5, help="train steps per round")
+    parser.add_argument("--calls", type=int, default=100, help="eager calls per round")
+    parser.add_argument("--repeats", type=int, default=15, help="interleaved rounds")
+    parser.add_argument("--data-format", default="channels_last",
+                        choices=["channels_last", "channels_first"])
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch intra-op threads (0: torch's default)")
+    parser.add_argument("--no-per-call", action="store_true")
+    parser.add_argument("--no-train-step", action="store_true")
     args = parser.parse_args()
 
-    x = np.random.default_rng(0).random(args.shape, dtype=np.float32)
-    r, b = args.rate, args.block
-    candidates = {
-        "keras.layers.Dropout": lambda: keras.layers.Dropout(r, seed=1),
-        "ScheduledDropout": lambda: kd.layers.ScheduledDropout(r, seed=1),
-        "DropBlock2D (per channel)": lambda: kd.layers.DropBlock2D(r, b, seed=1),
-        "DropBlock2D (shared mask)": lambda: kd.layers.DropBlock2D(r, b, seed=1, per_channel=False),
-        "ProbDropBlock2D (per channel)": lambda: kd.layers.ProbDropBlock2D(r, b, seed=1),
-        "ProbDropBlock2D (shared mask)": lambda: kd.layers.ProbDropBlock2D(
-            r, b, seed=1, per_channel=False
-        ),
-    }
-    kcv = keras_cv_candidate(r, b)
+    backend = keras.backend.backend()
+    device = "cpu"
+    if backend == "torch":
+        import torch
 
-    times = {}
-    for name, make in candidates.items():
-        try:
-            times[name] = keras_step_time(make(), x, args.steps)
-        except Exception as e:  # report, keep measuring the others
-            print(f"{name}: failed ({type(e).__name__}: {str(e)[:120]})")
-    if kcv is not None:
-        for name, make in (
-            ("eager: DropBlock2D (per channel)", lambda: kd.layers.DropBlock2D(r, b, seed=1)),
-            ("eager: keras_cv DropBlock2D", kcv),
-        ):
-            try:
-                times[name] = tf_eager_time(make(), x, args.steps)
-            except Exception as e:
-                print(f"{name}: failed ({type(e).__name__}: {str(e)[:120]})")
-    if keras.backend.backend() == "torch":
-        t = timm_time(x, r, b, args.steps)
-        if t is not None:
-            times["timm DropBlock2d (eager, NCHW)"] = t
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+    elif backend == "jax":
+        import jax
 
-    base = times["keras.layers.Dropout"]
+        device = str(jax.devices()[0].device_kind)
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        device = gpus[0].name if gpus else "cpu"
     print(
-        f"\nbackend={keras.backend.backend()} shape={tuple(args.shape)} rate={r} block={b} "
-        f"steps={args.steps} machine={platform.machine()} cpus={os.cpu_count()}"
+        f"backend={backend} keras={keras.__version__} device={device} "
+        f"machine={platform.machine()} cpus={os.cpu_count()} data_format={args.data_format} "
+        f"rate={args.rate} repeats={args.repeats}"
+        + (f" torch_threads={args.threads or 'default'}" if backend == "torch" else "")
     )
-    print(f"{'layer':34s} {'ms/step':>9s} {'x Dropout':>10s}")
-    for name, t in times.items():
-        print(f"{name:34s} {t * 1e3:9.2f} {t / base:10.2f}")
+
+    if not args.no_per_call:
+        x = device_tensor(args.tiny, args.data_format)
+        factories = candidates(args.rate, args.tiny_block, args.data_format)
+        fns = build_all(factories, lambda layer: per_call_fn(layer, x))
+        times = interleaved_minimum(fns, args.calls, args.repeats)
+        print_table(
+            f"Per call, eager, input {tuple(x.shape)}, block {args.tiny_block}",
+            times, 1e6, "us/call",
+        )
+        if backend == "torch":
+            import torch
+
+            if torch.cuda.is_available():
+                check_syncs(factories, x)
+
+    if not args.no_train_step:
+        x = device_tensor(args.shape, args.data_format)
+        y = keras.ops.zeros_like(x)
+        factories = candidates(args.rate, args.block, args.data_format)
+        fns = build_all(factories, lambda layer: train_step_fn(layer, x, y))
+        kcv = keras_cv_drop_block(args.rate, args.block)
+        if kcv is not None and args.data_format == "channels_last":
+            fns["eager: DropBlock2D (per channel)"] = eager_tf_step_fn(
+                kd.layers.DropBlock2D(args.rate, args.block, seed=1), x
+            )
+            fns["eager: keras_cv DropBlock2D"] = eager_tf_step_fn(kcv(), x)
+        times = interleaved_minimum(fns, args.steps, max(3, args.repeats // 3))
+        mode = "eager" if backend == "torch" else 'jit_compile="auto"'
+        print_table(
+            f"Train step (forward + backward, {mode}), input {tuple(x.shape)}, "
+            f"block {args.block}",
+            times, 1e3, "ms/step",
+        )
 
 
 if __name__ == "__main__":

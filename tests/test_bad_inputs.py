@@ -127,6 +127,13 @@ def test_prob_layer_bad_inverse_salience(cls, bad):
     _raises(ValueError, "inverse_salience", lambda: cls(0.1, 2, inverse_salience=bad))
 
 
+@pytest.mark.parametrize("bad", ["Exact", "overlap", None, 1, True], ids=repr)
+@pytest.mark.parametrize("name", BLOCK_LAYERS)
+def test_block_layer_bad_gamma(name, bad):
+    msg = _raises(ValueError, "gamma", lambda: LAYERS[name][0](0.1, gamma=bad))
+    assert "'exact', 'paper'" in msg
+
+
 @pytest.mark.parametrize("bad", ["NHWC", "channels-last", 1], ids=repr)
 def test_block_layer_bad_data_format(bad):
     _raises(ValueError, "data_format", lambda: L.DropBlock2D(0.1, 3, data_format=bad))
@@ -253,12 +260,16 @@ def test_block_op_input_rank(op):
         ({"per_channel": "False"}, "per_channel"),
         ({"data_format": "NHWC"}, "data_format"),
         ({"mask": np.ones((4, 9), bool)}, "mask"),  # a padding mask is for 1D inputs only
+        ({"gamma": "Paper"}, "gamma"),
+        ({"gamma": None}, "gamma"),
     ],
     ids=str,
 )
-def test_drop_block_bad_arguments(kwargs, argument):
+@pytest.mark.parametrize("op", ["drop_block", "prob_drop_block"])
+def test_drop_block_bad_arguments(kwargs, argument, op):
+    fn = {"drop_block": drop_block, "prob_drop_block": prob_drop_block}[op]
     args = {"block_size": 3, **kwargs}
-    _raises(ValueError, argument, lambda: drop_block(_x((4, 9, 10, 3)), 0.1, **args))
+    _raises(ValueError, argument, lambda: fn(_x((4, 9, 10, 3)), 0.1, **args))
 
 
 def test_prob_drop_block_bad_inverse_salience():
@@ -333,11 +344,13 @@ OP_VARIANTS = ["dropout", "drop_path"] + [
 def test_rate_one_drops_everything_in_every_op(variant):
     op, *rest = variant.split("-")
     fn, shape = OPS[op]
-    kwargs = {}
+    modes = [{}]
     if rest:
-        kwargs = {"per_channel": rest[0] == "per_channel", "data_format": rest[1]}
-    for rate in (1.0, keras.ops.convert_to_tensor(1.0)):
-        assert np.all(to_np(fn(_x(shape), rate, seed=2, **kwargs)) == 0)
+        base = {"per_channel": rest[0] == "per_channel", "data_format": rest[1]}
+        modes = [{**base, "gamma": "exact"}, {**base, "gamma": "paper"}]
+    for kwargs in modes:
+        for rate in (1.0, keras.ops.convert_to_tensor(1.0)):
+            assert np.all(to_np(fn(_x(shape), rate, seed=2, **kwargs)) == 0)
 
 
 @pytest.mark.parametrize("value", [np.inf, -np.inf, np.nan], ids=str)

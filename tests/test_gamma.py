@@ -2,6 +2,7 @@
 
 import itertools
 
+import keras
 import numpy as np
 import pytest
 from conftest import to_np
@@ -55,3 +56,37 @@ def test_paper_gamma_falls_short_where_blocks_overlap():
 def test_block_not_smaller_than_the_map_drops_whole_maps_with_probability_rate():
     for rate in [0.1, 0.37]:
         assert float(to_np(G.exact_gamma(rate, (5, 5), (7, 7)))) == pytest.approx(rate, abs=1e-6)
+
+
+def test_host_value_equals_the_in_graph_interpolation():
+    for sizes, blocks in SHAPES:
+        for rate in [0.0, 0.013, 0.2, 0.5, 0.999, 1.0]:
+            host = G.exact_gamma_value(rate, sizes, blocks)
+            graph = float(to_np(G.exact_gamma(np.float32(rate), sizes, blocks)))
+            assert host == pytest.approx(graph, rel=1e-5, abs=1e-9)  # float32 position
+    assert G.exact_gamma_value(1.0, (56, 56), (7, 7)) == 1.0
+    assert float(to_np(G.exact_gamma(1.0, (56, 56), (7, 7)))) == 1.0  # every centre a seed
+    assert G.exact_gamma_value(0.0, (56, 56), (7, 7)) == 0.0
+
+
+def test_table_first_built_while_tracing_serves_later_traces():
+    # The cached table must be a concrete array: one created inside a trace and
+    # reused by the next trace would leak a tracer (JAX) or a graph tensor (TF).
+    sizes, blocks = (23, 19), (4, 6)  # a shape no other test uses: first built here
+    G._TENSORS.pop((sizes, blocks), None)
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        first = jax.jit(lambda r: G.exact_gamma(r, sizes, blocks))
+        second = jax.jit(lambda r: G.exact_gamma(r * 1.0, sizes, blocks))
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        first = tf.function(lambda r: G.exact_gamma(r, sizes, blocks))
+        second = tf.function(lambda r: G.exact_gamma(r * 1.0, sizes, blocks), jit_compile=True)
+    else:
+        first = second = lambda r: G.exact_gamma(r, sizes, blocks)
+    rate = keras.ops.convert_to_tensor(np.float32(0.2))
+    a, b = float(to_np(first(rate))), float(to_np(second(rate)))
+    assert a == b == pytest.approx(G.exact_gamma_value(0.2, sizes, blocks), rel=1e-6)

@@ -105,3 +105,39 @@ def test_transformer_tokens_shape_and_rate_variable():
     assert to_np(layer(x, training=True)).shape == x.shape
     layer.rate = 0.0
     np.testing.assert_array_equal(to_np(layer(x, training=True)), x)
+
+
+@pytest.mark.parametrize("mode", ["exact", "paper"])
+@pytest.mark.parametrize("per_channel", [True, False])
+def test_uniform_salience_drops_the_rate_or_the_papers_fraction(mode, per_channel):
+    # With uniform salience every seed probability is DropBlock's gamma, so the
+    # dropped fraction is the rate ("exact") or the paper formula's (0.249 at rate 0.3
+    # on 16x16 maps with block 5: overlaps ignored).
+    from test_drop_block import expected_fraction_and_tolerance
+
+    x = np.full((256, 16, 16, 16), 3.0, "float32")
+    y = to_np(prob_drop_block(x, 0.3, 5, seed=22, per_channel=per_channel, gamma=mode))
+    maps = 256 * (16 if per_channel else 1)
+    expected, tol = expected_fraction_and_tolerance(0.3, (16, 16), (5, 5), maps, mode)
+    assert abs((y == 0).mean() - expected) < tol, ((y == 0).mean(), expected, tol)
+
+
+def test_salient_maps_drop_about_the_rate_with_exact_gamma():
+    # Salience moves seeds towards salient positions but keeps their expected count;
+    # overlaps then differ from uniform seeds, so this is approximate (within 15%).
+    rng = np.random.default_rng(1)
+    x = rng.exponential(size=(128, 28, 28, 16)).astype("float32")
+    for rate in (0.1, 0.3):
+        frac = (to_np(prob_drop_block(x, rate, 7, seed=23)) == 0).mean()
+        assert abs(frac - rate) < 0.15 * rate, (rate, frac)
+
+
+@pytest.mark.parametrize("mode", ["exact", "paper"])
+def test_prob_edges_in_both_modes(mode):
+    x = np.random.rand(4, 9, 9, 3).astype("float32")
+    np.testing.assert_array_equal(to_np(prob_drop_block(x, 0.0, 3, seed=1, gamma=mode)), x)
+    assert np.all(to_np(prob_drop_block(x, 1.0, 3, seed=1, gamma=mode)) == 0)
+    layer = kd.layers.ProbDropBlock2D(0.2, 3, gamma=mode, seed=1)
+    assert layer.get_config()["gamma"] == mode
+    layer.rate = 1.0
+    assert np.all(to_np(layer(x, training=True)) == 0)

@@ -16,11 +16,12 @@ class _ProbBlockLayer(_BlockLayer):
         seed=None,
         per_channel=True,
         inverse_salience=False,
+        gamma="exact",
         **kwargs,
     ):
         super().__init__(
             rate, block_size, data_format=data_format, seed=seed, per_channel=per_channel,
-            **kwargs,
+            gamma=gamma, **kwargs,
         )
         self.inverse_salience = _checks.check_bool(inverse_salience, "inverse_salience")
 
@@ -28,7 +29,7 @@ class _ProbBlockLayer(_BlockLayer):
         args = self._op_arguments()
         return _prob_drop_block(
             inputs, self._rate, args["block_size"], args["seed"], args["data_format"],
-            args["per_channel"], self.inverse_salience, mask,
+            args["per_channel"], self.inverse_salience, mask, args["gamma"],
         )
 
     def get_config(self):
@@ -42,8 +43,10 @@ _DOC = """DropBlock whose block centres follow feature salience (ProbDropBlock).
     Zhao et al., "Revisiting Structured Dropout" (ACML 2023). Each valid centre is a
     seed with probability `clip(gamma * s / mean(s), 0, 1)`, where `s = |x|` (no
     gradient; averaged over channels when the mask is shared) and `gamma` is
-    DropBlock's seed rate, so on average as many blocks are dropped as with DropBlock
-    at the same rate, but salient regions are dropped more often. The paper ramps
+    DropBlock's seed rate (by default corrected for overlapping blocks, so that the
+    expected dropped fraction is `rate` when salience is uniform), so on average as
+    many blocks are dropped as with DropBlock at the same rate, but salient regions
+    are dropped more often. The paper ramps
     the rate linearly from 0 over training (e.g. `DropoutScheduler` with
     `schedules.LinearRamp`); its RoBERTa setting used block 4 and a 0 -> 0.1 ramp.
 
@@ -57,6 +60,8 @@ _DOC = """DropBlock whose block centres follow feature salience (ProbDropBlock).
         seed: Optional int seed.
         per_channel: One mask per channel (default) or one shared mask (False).
         inverse_salience: If True, prefer the least salient positions instead.
+        gamma: "exact" (default) or "paper": DropBlock's seed rate, corrected for
+            overlapping blocks or Ghiasi et al.'s formula (see DropBlock2D).
         **kwargs: Base layer arguments.
 
     Call arguments:

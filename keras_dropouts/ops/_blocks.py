@@ -1,10 +1,16 @@
 """Shared geometry of DropBlock-style masks: argument checks, gamma, valid centres,
-block expansion and count/count_ones rescaling. All maths in float32."""
+block expansion and count/count_ones rescaling: the generic `keras.ops` path (TF,
+JAX, torch under `torch.compile`). Eager torch calls take `ops/_torch.py`, which
+computes the same masks from the same noise. Noise and rescale in float32."""
+
+import math
 
 import keras
 from keras import backend, ops
 
 from keras_dropouts import _checks
+from keras_dropouts.ops import _gamma
+from keras_dropouts.ops._noise import uniform
 from keras_dropouts.ops.dropout import rate_tensor, scale_kept
 
 
@@ -96,8 +102,41 @@ def is_empty(x):
     return any(s == 0 for s in x.shape)
 
 
+GAMMA_MODES = ("exact", "paper")
+
+
+def check_gamma(gamma):
+    """`gamma`: "exact" (the seed rate whose expected dropped fraction is `rate`) or
+    "paper" (Ghiasi et al.'s formula, which ignores overlapping blocks)."""
+    return _checks.check_choice(gamma, "gamma", GAMMA_MODES)
+
+
+def torch_branch(x, seed):
+    """The torch module when it handles this call (see `ops/_torch.py`), else None."""
+    if backend.backend() != "torch":
+        return None
+    from keras_dropouts.ops import _torch
+
+    return _torch if _torch.active(x) and _torch.can_draw(seed) else None
+
+
+# The dtype block masks are pooled in: the narrowest each backend's max-pool takes
+# everywhere. XLA (JAX) pools int8; TF's MaxPool3D and GPU MaxPool kernels have no
+# int8 (half, bfloat16, float), and its CPU float16 pool is emulated (1.3x slower
+# than bfloat16 in the CPU train-step benchmark); torch's CUDA max-pool is floating
+# point only (eager torch pools in `_torch.py`).
+POOL_DTYPE = {"jax": "int8", "tensorflow": "bfloat16", "torch": "float16"}
+
+
 class BlockGeometry:
-    """Layout of a mask in channels_last order: (batch, *spatial, mask_channels)."""
+    """Layout of a mask in channels_last order: (batch, *spatial, mask_channels).
+
+    With static spatial sizes (the usual case) seeds are drawn only at the valid
+    block centres, a (batch, *box, mask_channels) array with `box = S - b + 1` per
+    axis, and grown into blocks by padding `b - 1` zeros on each side and max-pooling
+    with window `b`. With a spatial size known only at run time the seeds are drawn
+    on the whole map and multiplied by a valid-centre mask built in the step.
+    """
 
     def __init__(self, x, block_size, data_format, per_channel):
         self.n = len(x.shape) - 2
@@ -107,9 +146,11 @@ class BlockGeometry:
         if self.channels_first:
             self.batch, channels, self.spatial = dims[0], dims[1], tuple(dims[2:])
             static_spatial = static[2:]
+            static_channels = static[1]
         else:
             self.batch, channels, self.spatial = dims[0], dims[-1], tuple(dims[1:-1])
             static_spatial = static[1:-1]
+            static_channels = static[-1]
         self.per_channel = per_channel
         self.mask_channels = channels if per_channel else 1
         # The pooling window must be static: clip to the feature size when it is known.
@@ -122,14 +163,35 @@ class BlockGeometry:
             ops.minimum(b, s) if not isinstance(s, int) else min(b, s)
             for b, s in zip(block_size, self.spatial)
         )
+        self.static = all(s is not None for s in static_spatial)
+        if self.static:
+            self.sizes = tuple(int(s) for s in static_spatial)
+            self.box = tuple(s - w + 1 for s, w in zip(self.sizes, self.window))
+        # Number of mask units, a Python int when every size is static.
+        known = static[:1] + static_spatial + ((static_channels if per_channel else 1),)
+        self.count = math.prod(known) if all(s is not None for s in known) else None
 
     @property
     def mask_shape(self):
         return (self.batch,) + self.spatial + (self.mask_channels,)
 
-    def gamma(self, rate):
-        """Seed probability: rate / prod(b) * prod(S) / prod(S - b + 1) (Ghiasi et al.)."""
+    @property
+    def box_shape(self):
+        return (self.batch,) + self.box + (self.mask_channels,)
+
+    def gamma(self, rate, mode="exact"):
+        """Seed probability at the valid centres.
+
+        "exact" (static sizes): the rate whose expected dropped fraction equals `rate`,
+        counting overlapping blocks (`_gamma`). "paper", and "exact" when a spatial
+        size is only known at run time: `rate / prod(b) * prod(S) / prod(S - b + 1)`
+        (Ghiasi et al.). Rate 1 gives gamma 1 either way.
+        """
         rate = rate_tensor(rate)
+        if mode == "exact" and self.static:
+            if isinstance(rate, float):
+                return _gamma.exact_gamma_value(rate, self.sizes, self.window)
+            return _gamma.exact_gamma(rate, self.sizes, self.window)
         if isinstance(rate, float) and rate >= 1.0:
             return 1.0
         gamma = rate
@@ -147,7 +209,8 @@ class BlockGeometry:
         return ops.where(rate >= 1.0, 1.0, gamma)
 
     def valid_centres(self):
-        """Float32 {0, 1} of shape (1, *S, 1): centres whose whole block fits the map."""
+        """Bool of shape (1, *S, 1): centres whose whole block fits the map (run-time
+        sizes only; with static sizes seeds are drawn at the valid centres)."""
         valid = None
         for axis, (s, b) in enumerate(zip(self.spatial, self.block)):
             idx = ops.arange(s, dtype="int32")
@@ -156,26 +219,41 @@ class BlockGeometry:
             shape[axis + 1] = -1
             ok = ops.reshape(ok, shape)
             valid = ok if valid is None else ops.logical_and(valid, ok)
-        return ops.cast(valid, "float32")
+        return valid
+
+    def box_slice(self, t):
+        """`t` (batch, *spatial, ...) restricted to the valid centres (static sizes)."""
+        index = [slice(None)] * len(t.shape)
+        for axis, (w, b) in enumerate(zip(self.window, self.box)):
+            index[axis + 1] = slice(w // 2, w // 2 + b)
+        return t[tuple(index)]
 
     def expand(self, seeds):
-        """Grows each seed into a block: separable max-pool, one axis at a time."""
-        # torch pools channels_first natively and Keras would transpose the full mask
-        # around every channels_last pool (measured 5x slower on CPU); TF's CPU pool
-        # is channels_last only, and JAX does not care.
+        """Grows each seed (bool, channels_last) into a block: `dropped`, int8 {0, 1}.
+
+        One pad, then a separable max-pool, one axis at a time, in int8 (a quarter of
+        float32's memory traffic on a memory-bound op). Seeds drawn on the valid-centre
+        box are padded by `w - 1` on both sides; seeds on the whole map (run-time sizes)
+        by `(w - 1) // 2` and `w // 2`, centring the window.
+        """
+        seeds = ops.cast(seeds, POOL_DTYPE[backend.backend()])
+        pads = [[0, 0]]
+        for w in self.window:
+            pads.append([w - 1, w - 1] if self.static else [(w - 1) // 2, w // 2])
+        pads.append([0, 0])
+        # torch (under torch.compile; eager calls take the torch branch) pools
+        # channels_first natively; TF's CPU pool is channels_last only; JAX does not care.
         channels_first = backend.backend() == "torch"
+        seeds = ops.pad(seeds, pads)
         if channels_first:
             seeds = ops.moveaxis(seeds, -1, 1)
-        first_spatial = 2 if channels_first else 1
         for axis, w in enumerate(self.window):
             if w == 1:
                 continue
-            pad = [[0, 0]] * (self.n + 2)
-            pad[axis + first_spatial] = [(w - 1) // 2, w // 2]
             pool = [1] * self.n
             pool[axis] = w
             seeds = ops.max_pool(
-                ops.pad(seeds, pad), tuple(pool), strides=1, padding="valid",
+                seeds, tuple(pool), strides=1, padding="valid",
                 data_format="channels_first" if channels_first else "channels_last",
             )
         return ops.moveaxis(seeds, 1, -1) if channels_first else seeds
@@ -190,22 +268,33 @@ class BlockGeometry:
 def apply_block_mask(x, dropped, geometry):
     """`where(keep, x * count / count_ones, 0)`, the rescale computed over the whole batch.
 
-    `dropped` is a float32 {0, 1} mask in channels_last order. Counting is done in
-    int32 so that large masks count exactly; the all-dropped case gives zeros, and
-    dropped units are exactly 0 whatever they held (see `scale_kept`).
+    `dropped` is a {0, 1} mask (int8 or float) in channels_last order. Counting is
+    done in int32 so that large masks count exactly; the all-dropped case gives
+    zeros, and dropped units are exactly 0 whatever they held (see `scale_kept`).
     """
-    keep = dropped < 0.5
-    count = ops.cast(ops.size(keep), "float32")
+    keep = ops.equal(dropped, 0)
+    count = geometry.count
+    count = ops.cast(ops.size(keep), "float32") if count is None else float(count)
     ones = ops.cast(ops.sum(ops.cast(keep, "int32")), "float32")
     scale = ops.divide_no_nan(count, ones)
     return scale_kept(x, geometry.to_input_layout(keep), scale)
 
 
-def prepare(x, block_size, data_format, per_channel, mask):
-    """Returns `(geometry, valid)` for checked arguments, where `valid` (float32,
-    broadcastable to the mask) marks the allowed block centres, padding excluded."""
-    geometry = BlockGeometry(x, block_size, data_format, per_channel)
-    valid = geometry.valid_centres()
-    if mask is not None:
-        valid = valid * ops.expand_dims(ops.cast(mask, "float32"), -1)
-    return geometry, valid
+def draw_seeds(geometry, p, seed, mask=None):
+    """Bool seeds, channels_last: `uniform < p` at the valid centres (the box when the
+    sizes are static, else the whole map times the valid-centre mask), padded steps
+    excluded. `p` is a scalar or broadcasts to the box / map."""
+    if geometry.static:
+        seeds = uniform(geometry.box_shape, seed) < p
+        valid = None if mask is None else padding_box(geometry, mask)
+    else:
+        seeds = uniform(geometry.mask_shape, seed) < p
+        valid = geometry.valid_centres()
+        if mask is not None:
+            valid = ops.logical_and(valid, ops.expand_dims(ops.cast(mask, "bool"), -1))
+    return seeds if valid is None else ops.logical_and(seeds, valid)
+
+
+def padding_box(geometry, mask):
+    """A (batch, steps) padding mask as bool (batch, *box, 1) at the valid centres."""
+    return geometry.box_slice(ops.expand_dims(ops.cast(mask, "bool"), -1))

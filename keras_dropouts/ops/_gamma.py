@@ -83,10 +83,25 @@ def _table_tensor(sizes, blocks):
 
             with tf.init_scope():  # an eager constant, even when first used while tracing
                 tensor = tf.constant(table)
+        elif keras.backend.backend() == "jax":
+            import jax
+
+            with jax.ensure_compile_time_eval():  # a concrete array, never a tracer
+                tensor = jax.numpy.asarray(table)
         else:
             tensor = ops.convert_to_tensor(table)
         _TENSORS[key] = tensor
     return tensor
+
+
+def exact_gamma_value(rate, sizes, blocks):
+    """`exact_gamma` for a Python rate, on the host: a Python float, no tensor ops."""
+    rate = min(max(float(rate), 0.0), 1.0)
+    table = gamma_table(tuple(int(s) for s in sizes), tuple(int(b) for b in blocks))
+    pos = rate * _GRID
+    i0 = min(int(np.floor(pos)), _GRID - 1)
+    frac = pos - i0
+    return float(table[i0] * (1.0 - frac) + table[i0 + 1] * frac)
 
 
 def exact_gamma(rate, sizes, blocks):
@@ -104,4 +119,5 @@ def exact_gamma(rate, sizes, blocks):
     i0 = ops.cast(i0, "int32")
     g0 = ops.take(table, i0)
     g1 = ops.take(table, i0 + 1)
-    return g0 + (g1 - g0) * frac
+    # Exact at the table points: rate 1 gives gamma 1 (every valid centre a seed).
+    return g0 * (1.0 - frac) + g1 * frac

@@ -1,22 +1,29 @@
 """DropBlock (Ghiasi et al. 2018) for 1D, 2D and 3D feature maps."""
 
-from keras import ops
-
 from keras_dropouts.ops import _blocks
-from keras_dropouts.ops._noise import uniform
 
 
 def drop_block(
-    x, rate, block_size, seed=None, data_format=None, per_channel=True, mask=None
+    x,
+    rate,
+    block_size,
+    seed=None,
+    data_format=None,
+    per_channel=True,
+    mask=None,
+    gamma="exact",
 ):
     """Drops contiguous blocks of a feature map (DropBlock, Ghiasi et al. 2018).
 
-    Block centres are sampled with probability
-    `gamma = rate / prod(b) * prod(S) / prod(S - b + 1)` among the centres whose
+    Block centres are sampled with probability `gamma` among the centres whose
     whole block fits inside the map, grown into `block_size` blocks by max-pooling,
     and the kept units are rescaled by `count / count_ones` (over the whole batch).
-    The block is clipped to the feature size on every axis; a block not smaller
-    than the map drops a whole map with probability `rate`. `rate` may be a tensor.
+    By default gamma is solved so that the expected dropped fraction equals `rate`,
+    counting overlapping blocks; `gamma="paper"` uses Ghiasi et al.'s
+    `rate / prod(b) * prod(S) / prod(S - b + 1)`, which ignores overlaps and drops
+    less (0.179 at rate 0.2 on 56x56 maps with block 7). The block is clipped to the
+    feature size on every axis; a block not smaller than the map drops a whole map
+    with probability `rate`. `rate` may be a tensor.
 
     Args:
         x: Floating-point tensor of rank 3, 4 or 5: (batch, *spatial, channels)
@@ -33,6 +40,10 @@ def drop_block(
         mask: Optional (batch, steps) padding mask for 1D inputs: no block is
             centred on a padded step (so at rate 1, padding further than
             `block_size // 2` from a real step is not dropped).
+        gamma: "exact" (default): the seed rate whose expected dropped fraction is
+            `rate`, solved per static map shape (cached; the paper's formula is used
+            when a spatial size is only known at run time). "paper": Ghiasi et al.'s
+            formula, exactly. With a padding `mask`, "exact" assumes an unpadded map.
 
     Returns:
         A tensor with the shape and dtype of `x`. Dropped units are exactly 0, kept
@@ -41,7 +52,7 @@ def drop_block(
     Raises:
         TypeError: if `x` is not floating point.
         ValueError: for a bad rank of `x`, or a bad `rate`, `block_size`,
-            `data_format`, `per_channel`, `seed` or `mask`.
+            `data_format`, `per_channel`, `seed`, `mask` or `gamma`.
 
     Example:
     >>> y = drop_block(keras.ops.ones((2, 16, 16, 8)), 0.1, 5, seed=1)
@@ -49,14 +60,20 @@ def drop_block(
     x, rate, block_size, seed, data_format, per_channel, mask = _blocks.check_arguments(
         x, rate, block_size, seed, data_format, per_channel, mask, "drop_block"
     )
-    return _drop_block(x, rate, block_size, seed, data_format, per_channel, mask)
+    gamma = _blocks.check_gamma(gamma)
+    return _drop_block(x, rate, block_size, seed, data_format, per_channel, mask, gamma)
 
 
-def _drop_block(x, rate, block_size, seed, data_format, per_channel, mask):
+def _drop_block(x, rate, block_size, seed, data_format, per_channel, mask, gamma="exact"):
     """The op on checked arguments (the layers call this directly)."""
     if _blocks.is_empty(x):
         return x
-    geo, valid = _blocks.prepare(x, block_size, data_format, per_channel, mask)
-    noise = uniform(geo.mask_shape, seed)
-    seeds = ops.cast(noise < geo.gamma(rate), "float32") * valid
+    torch_branch = _blocks.torch_branch(x, seed)
+    if torch_branch is not None:
+        return torch_branch.drop_block(
+            x, rate, block_size, seed, data_format == "channels_first", per_channel, mask,
+            gamma,
+        )
+    geo = _blocks.BlockGeometry(x, block_size, data_format, per_channel)
+    seeds = _blocks.draw_seeds(geo, geo.gamma(rate, gamma), seed, mask)
     return _blocks.apply_block_mask(x, geo.expand(seeds), geo)

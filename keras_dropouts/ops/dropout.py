@@ -119,6 +119,11 @@ def _dropout(x, rate, noise_shape, seed):
     """The op on checked arguments (layers call this directly)."""
     if any(s == 0 for s in x.shape):  # static: an empty tensor has nothing to drop
         return x
+    if keras.backend.backend() == "torch":
+        from keras_dropouts.ops import _torch
+
+        if _torch.active(x) and _torch.can_draw(seed):
+            return _torch.dropout(x, rate, noise_shape, seed)
     shape = ops.shape(x)
     if noise_shape is None:
         noise_shape = shape
