@@ -67,18 +67,25 @@ def _tile(structure, m):
 
 class _RunningMean(keras.metrics.Metric):
     """Mean of a scalar over the steps of an epoch: `keras.metrics.Mean` for one scalar
-    per step, with fewer backend ops (it is updated every train step)."""
+    per step, with fewer backend ops (it is updated every train step).
 
-    def __init__(self, name):
+    `muted()` true (inside `evaluate`'s step, whose logs drop this entry) makes
+    `result()` a constant, so evaluation computes nothing for it.
+    """
+
+    def __init__(self, name, muted=None):
         super().__init__(name=name)
         self.total = self.add_variable(shape=(), initializer="zeros", dtype=self.dtype, name="total")
         self.count = self.add_variable(shape=(), initializer="zeros", dtype=self.dtype, name="count")
+        self._muted = muted
 
     def update_state(self, value):
         self.total.assign_add(ops.cast(value, self.dtype))
         self.count.assign_add(1.0)
 
     def result(self):
+        if self._muted is not None and self._muted():
+            return 0.0
         return self.total / ops.maximum(self.count, 1.0)
 
 
@@ -206,10 +213,13 @@ class RDropModel(keras.Model):
         self.passes = passes
         self.consistency_every = consistency_every
         self.consistency = consistency
-        self.consistency_tracker = _RunningMean(name="consistency_loss")
-        self._rdrop_pairs = [(a, b) for a in range(passes) for b in range(a + 1, passes)]
         # Per-thread: tf.distribute traces each replica's train step in its own thread.
         self._rdrop_local = threading.local()
+        local = self._rdrop_local
+        self.consistency_tracker = _RunningMean(
+            name="consistency_loss", muted=lambda: getattr(local, "in_test_step", False)
+        )
+        self._rdrop_pairs = [(a, b) for a in range(passes) for b in range(a + 1, passes)]
         self._rdrop_enabled = True
         self._rdrop_executions = 0
         self._rdrop_plan = None
@@ -316,6 +326,15 @@ class RDropModel(keras.Model):
         finally:
             local.in_train_step = False
             local.first_pass = None
+
+    def test_step(self, *args, **kwargs):
+        # Marks `evaluate`'s step: its logs have no consistency term (see `_RunningMean`).
+        local = self._rdrop_local
+        local.in_test_step = True
+        try:
+            return super().test_step(*args, **kwargs)
+        finally:
+            local.in_test_step = False
 
     def make_train_function(self, force=False):
         if self.consistency_every == 1:
