@@ -72,7 +72,11 @@ def candidates(rate, block, data_format):
 
         out["torch.nn.Dropout"] = lambda: torch.nn.Dropout(rate)
         timm = timm_drop_block()
-        if timm is not None and data_format == "channels_first":
+        if timm is None:
+            print("timm does not import here: no timm rows")
+        elif data_format != "channels_first":
+            print("timm rows need --data-format channels_first (timm is NCHW only)")
+        else:
             out["timm DropBlock2d"] = lambda: timm(drop_prob=rate, block_size=block)
             out["timm DropBlock2d (fast=False)"] = lambda: timm(
                 drop_prob=rate, block_size=block, fast=False
@@ -129,7 +133,7 @@ def train_step_fn(layer, x, y):
     """A compiled train step of `Scale -> layer -> mse` on device tensors."""
     if is_torch_module(layer):
         layer.train()
-        layer = keras.layers.TorchModuleWrapper(layer)
+        layer = keras.layers.TorchModuleWrapper(layer, output_shape=tuple(x.shape))
     inputs = keras.Input(tuple(x.shape[1:]), batch_size=x.shape[0])
     model = keras.Model(inputs, layer(Scale()(inputs), training=True))
     model.compile(optimizer=keras.optimizers.SGD(0.0), loss="mse", jit_compile="auto")
