@@ -126,16 +126,24 @@ def test_seed_generator_exists_at_rate_zero_and_layer_switches_on(name):
 def _masks_on_replicas_differ_jax(layer, shape):
     import jax
 
-    devices = jax.devices()
+    # Host devices (forced to 4 in conftest), also when a GPU is JAX's default.
+    devices = jax.devices("cpu")
+    if len(devices) < 2:
+        pytest.skip("needs 2 JAX host devices (XLA_FLAGS set in conftest)")
     mesh = keras.distribution.DeviceMesh((len(devices),), ["batch"], devices)
     dist = keras.distribution.DataParallel(device_mesh=mesh)
     with dist.scope():
         inputs = keras.Input(shape)
         model = keras.Model(inputs, layer(inputs))
-    x = np.ones((4 * len(devices),) + shape, "float32")
+    # 32 samples a replica: DropPath at 0.5 leaves a replica without a drop w.p. 2**-32.
+    x = np.ones((32 * len(devices),) + shape, "float32")
+    # Shard the batch directly: Keras 3.8's `distribute_dataset` takes only tf.data.
+    sharding = jax.sharding.NamedSharding(
+        jax.sharding.Mesh(np.array(devices), ("batch",)), jax.sharding.PartitionSpec("batch")
+    )
     keras.distribution.set_distribution(dist)
     try:
-        y = to_np(jax.jit(lambda v: model(v, training=True))(dist.distribute_dataset(x)))
+        y = to_np(jax.jit(lambda v: model(v, training=True))(jax.device_put(x, sharding)))
     finally:
         keras.distribution.set_distribution(None)
     return y.reshape(len(devices), -1)
