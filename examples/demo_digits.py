@@ -99,6 +99,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_dropouts as kd  # noqa: E402
+from keras_dropouts.callbacks.targets import iter_layers  # noqa: E402
 
 
 # --------------------------------------------------------------------------- data
@@ -191,7 +192,7 @@ class RateRecorder(keras.callbacks.Callback):
 
 
 def _find_layer(model, name):
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in iter_layers(model):
         if layer.name == name:
             return layer
     return None

@@ -33,6 +33,7 @@ import keras  # noqa: E402
 import keras_hub  # noqa: E402
 
 import keras_dropouts as kd  # noqa: E402
+from keras_dropouts._compat import replace_sublayer  # noqa: E402
 from image_data import load_cifar10, load_digits_upsampled  # noqa: E402
 
 
@@ -50,12 +51,10 @@ def build(image_shape, patch_size, args):
     embedding_dropout = encoder.dropout
     if not args.stock:
         # The Dropout layers inside the encoder blocks are attributes of built layers:
-        # swap them for ScheduledDropout (unlocking the layers' state tracking briefly).
+        # swap them for ScheduledDropout.
         for owner in [*encoder.encoder_layers, *[b.mlp for b in encoder.encoder_layers]]:
-            owner._tracker.unlock()
-            owner.dropout = kd.callbacks.to_scheduled_dropout(owner.dropout)
-            owner._tracker.lock()
-        embedding_dropout = kd.callbacks.to_scheduled_dropout(embedding_dropout)
+            replace_sublayer(owner, "dropout", kd.layers.to_scheduled_dropout(owner.dropout))
+        embedding_dropout = kd.layers.to_scheduled_dropout(embedding_dropout)
 
     # The backbone's graph, re-wired with block-level stochastic depth (shared weights).
     inputs = keras.Input(image_shape)

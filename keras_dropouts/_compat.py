@@ -207,3 +207,20 @@ def optimizer_step_counter(optimizer):
     every = getattr(optimizer, "gradient_accumulation_steps", None) or 1
     variable = optimizer._iterations if every > 1 else optimizer.iterations
     return variable, int(every)
+
+
+# ------------------------------------------------------------------ layer surgery
+
+
+def replace_sublayer(owner, name, layer):
+    """Sets `owner.<name> = layer` on a built layer (Keras 3.8 - 3.15 lock the state
+    tracker after `build`; the lock is restored afterwards)."""
+    tracker = getattr(owner, "_tracker", None)
+    locked = bool(tracker is not None and tracker.locked)
+    if locked:
+        tracker.unlock()
+    try:
+        setattr(owner, name, layer)
+    finally:
+        if locked:
+            tracker.lock()
