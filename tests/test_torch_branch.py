@@ -142,6 +142,19 @@ def test_a_call_has_no_host_sync_no_scalar_upload_and_few_kernels(name):
     assert len(ops) <= max_ops, (len(ops), ops)
 
 
+@pytest.mark.parametrize("gamma", ["exact", "paper"])
+def test_a_rate_change_recomputes_the_scalars_without_a_host_sync(gamma):
+    x = keras.ops.convert_to_tensor(np.random.rand(2, 8, 8, 4).astype("float32"))
+    for layer in (kd.layers.DropBlock2D(0.1, 3, seed=1, gamma=gamma),
+                  kd.layers.ProbDropBlock2D(0.1, 3, seed=1, gamma=gamma),
+                  kd.layers.ScheduledDropout(0.1, seed=1)):
+        layer(x, training=True)  # the per-shape table is copied to the device once
+        layer.rate_variable.assign(keras.ops.convert_to_tensor(np.float32(0.37)))
+        ops = _aten_ops(lambda layer=layer: layer(x, training=True))
+        assert not any("_local_scalar_dense" in op for op in ops), ops
+        assert not any("lift_fresh" in op for op in ops), ops
+
+
 def test_keras_dropout_reference_does_sync():
     # The reference the counts compare with (documents why keras Dropout is slow on CUDA).
     layer = keras.layers.Dropout(0.1, seed=1)

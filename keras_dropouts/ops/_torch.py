@@ -230,16 +230,17 @@ class Geometry:
         pad = []
         for w in reversed(self.window):
             pad += [w - 1, w - 1]
-        # float16 (sums stay > 0 where a seed is in reach); 3D CPU pools are float32 only.
+        # float16: window sums of 0/1 seeds are > 0 exactly where a seed is in reach
+        # (integers up to 2048 are exact, larger ones round but stay > 0); 3D CPU
+        # pools have float32 kernels only.
         narrow = torch.float32 if self.n == 3 and seeds.device.type == "cpu" else torch.float16
         mask = F.pad(seeds.to(narrow), [0, 0] + pad)
         mask = torch.movedim(mask, -1, 1)  # a view: channels_last memory format
-        pool = (F.avg_pool1d, F.avg_pool2d, F.avg_pool3d)[self.n - 1]
         for axis, w in enumerate(self.window):
             if w > 1:
                 kernel = [1] * self.n
                 kernel[axis] = w
-                mask = pool(mask, tuple(kernel), stride=1)
+                mask = _window_sum(mask, tuple(kernel))
         return torch.movedim(mask, 1, -1) == 0
 
     def apply(self, x, keep):
@@ -250,6 +251,15 @@ class Geometry:
             # Contiguous in the input's layout: a strided mask slows the full-size pass.
             keep = torch.movedim(keep, -1, 1).contiguous()
         return scale_kept(x, keep, scale)
+
+
+def _window_sum(mask, kernel):
+    """Sum (1D: mean, which has no divisor override) over a stride-1 window; > 0
+    exactly where the window holds a seed."""
+    if len(kernel) == 1:
+        return F.avg_pool1d(mask, kernel, stride=1)
+    pool = F.avg_pool2d if len(kernel) == 2 else F.avg_pool3d
+    return pool(mask, kernel, stride=1, divisor_override=1)
 
 
 _TABLES = {}
@@ -268,7 +278,9 @@ def _exact_gamma(rate, sizes, window):
     i0 = pos.floor().clamp_max(grid - 1)
     frac = pos - i0
     i0 = i0.to(torch.int64)
-    return table[i0] * (1.0 - frac) + table[i0 + 1] * frac  # exact at rates 0 and 1
+    # `take`, not `table[i0]`: indexing with a 0-d tensor reads it on the host (a sync).
+    g0, g1 = torch.take(table, i0), torch.take(table, i0 + 1)
+    return g0 * (1.0 - frac) + g1 * frac  # exact at rates 0 and 1
 
 
 def paper_gamma_value(rate, sizes, window, clip=True):
