@@ -217,7 +217,11 @@ def _distributed_scope():
 
         if len(tf.config.list_logical_devices("CPU")) < 2:
             pytest.skip("needs 2 logical TF CPU devices (set in conftest)")
-        return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]).scope()
+        # No collective ops: their instance keys would clash with a later strategy's
+        # collectives in the same test process.
+        return tf.distribute.MirroredStrategy(
+            ["/cpu:0", "/cpu:1"], cross_device_ops=tf.distribute.ReductionToOneDevice()
+        ).scope()
     pytest.skip("torch backend has no Keras data-parallel distribution on CPU")
 
 
