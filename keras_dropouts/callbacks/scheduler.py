@@ -190,7 +190,9 @@ class DropoutScheduler(keras.callbacks.Callback):
         self._spe = spe
         self._active_schedule = self._make_schedule(spe, total)
         start = self._read_iterations()
-        self._check_range(start, total)
+        # One host pass over the run: validates every value and counts the distinct
+        # rates (the stock-layer path retraces once per distinct rate).
+        probed = self._check_range(start, total)
 
         package = [i for i in range(n) if is_package_layer(self.targets[i])]
         self._stock_idx = [i for i in range(n) if i not in package]
@@ -213,7 +215,8 @@ class DropoutScheduler(keras.callbacks.Callback):
             self._fn_cache[self._stock_key(self._current)] = model.train_function
             self._check_stock_can_switch_on(getattr(self._active_schedule, "max_rate", None))
             self._warned_retrace = False
-            self._maybe_warn_retraces(start, total)
+            if total is not None and len(probed) > _RETRACE_WARN_THRESHOLD:
+                self._warn_retraces()
 
     def _install_in_step(self, hub, package):
         self._in_step_idx = []
@@ -311,8 +314,7 @@ class DropoutScheduler(keras.callbacks.Callback):
             probe = [start]
         else:
             probe = np.unique(np.linspace(start, max(start, total - 1), _PROBES).round())
-        for step in probe:
-            self._rate_at(int(step))
+        return {self._rate_at(int(step)) for step in probe}
 
     def _apply(self, step):
         base = self._rate_at(step)
@@ -362,14 +364,6 @@ class DropoutScheduler(keras.callbacks.Callback):
         self.retrace_count += 1
         self._fit_retraces += 1
         if len(self._fn_cache) > _RETRACE_WARN_THRESHOLD:
-            self._warn_retraces()
-
-    def _maybe_warn_retraces(self, start, total):
-        if total is None:
-            return
-        probe = np.unique(np.linspace(start, max(start, total - 1), 64).round().astype(int))
-        values = {self._rate_at(int(s)) for s in probe}
-        if len(values) > _RETRACE_WARN_THRESHOLD:
             self._warn_retraces()
 
     def _warn_retraces(self):
