@@ -24,7 +24,11 @@ wall time: on a shared CPU machine other processes' load then inflates neither
 model, and on a CPU backend all of a step's work is CPU time. With a GPU the
 default is wall time.
 
+`--model encoder` swaps the MLP for a 4-block token encoder (embedding 256, 4 heads,
+feed-forward 1024, sequence 128, dropout 0.1: issue 10's GPU case, run with --batch 64).
+
 Usage:  KERAS_BACKEND=jax python benchmarks/bench_rdrop.py [--batch 128] [--steps 20] [--repeats 25]
+        KERAS_BACKEND=jax python benchmarks/bench_rdrop.py --model encoder --batch 64
 """
 
 import argparse
@@ -73,6 +77,22 @@ class HandTiled(keras.Model):
         if training and getattr(self, "_tiling", False):
             y = ops.concatenate([y, y], axis=0)
         return super().compute_loss(x, y, y_pred, sample_weight, training=training)
+
+
+def build_encoder(width, seq_len, n_out, vocab=1000, blocks=4, heads=4, seed=0):
+    """A 4-block post-norm token encoder (the shape of a small BERT), logits of n_out classes."""
+    init = lambda i: keras.initializers.GlorotUniform(seed + i)  # noqa: E731
+    inputs = keras.Input((seq_len,), dtype="int32")
+    h = keras.layers.Embedding(vocab, width, embeddings_initializer=init(0))(inputs)
+    for i in range(blocks):
+        a = keras.layers.MultiHeadAttention(heads, width // heads, dropout=0.1,
+                                            kernel_initializer=init(10 * i + 1))(h, h)
+        h = keras.layers.LayerNormalization()(h + keras.layers.Dropout(0.1)(a))
+        f = keras.layers.Dense(4 * width, activation="gelu", kernel_initializer=init(10 * i + 2))(h)
+        f = keras.layers.Dense(width, kernel_initializer=init(10 * i + 3))(f)
+        h = keras.layers.LayerNormalization()(h + keras.layers.Dropout(0.1)(f))
+    h = keras.layers.GlobalAveragePooling1D()(h)
+    return inputs, keras.layers.Dense(n_out, kernel_initializer=init(99))(h)
 
 
 def gpu_visible():
@@ -172,19 +192,26 @@ def main():
     parser.add_argument("--width", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=25)
     parser.add_argument("--clock", choices=("auto", "wall", "cpu"), default="auto")
+    parser.add_argument("--model", choices=("mlp", "encoder"), default="mlp")
+    parser.add_argument("--seq-len", type=int, default=128, help="encoder only")
     args = parser.parse_args()
     use_cpu_clock = args.clock == "cpu" or (args.clock == "auto" and not gpu_visible())
     clock = time.process_time if use_cpu_clock else time.perf_counter
     b, steps, n_in, n_out = args.batch, args.steps, 64, 10
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(2 * b, n_in)).astype("float32")
+    if args.model == "encoder":
+        x = rng.integers(0, 1000, (2 * b, args.seq_len)).astype("int32")
+        net = lambda: build_encoder(args.width, args.seq_len, n_out)  # noqa: E731
+    else:
+        x = rng.normal(size=(2 * b, n_in)).astype("float32")
+        net = lambda: build(args.width, n_in, n_out)  # noqa: E731
     y = rng.integers(0, n_out, 2 * b).astype("int32")
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
-    rdrop = RDropModel(*build(args.width, n_in, n_out), alpha=1.0)
-    rdrop0 = RDropModel(*build(args.width, n_in, n_out), alpha=0.0)
-    hand = HandTiled(*build(args.width, n_in, n_out))
-    plain = keras.Model(*build(args.width, n_in, n_out))
+    rdrop = RDropModel(*net(), alpha=1.0)
+    rdrop0 = RDropModel(*net(), alpha=0.0)
+    hand = HandTiled(*net())
+    plain = keras.Model(*net())
     for m in (rdrop, rdrop0, hand, plain):
         m.compile(keras.optimizers.SGD(1e-3), loss)
     data_b = device_data(x, y, b, steps)
@@ -222,7 +249,7 @@ def main():
         mem_note = "allocator peak of one step (GPU only)"
 
     ms = lambda t: 1e3 * median(t) / steps  # noqa: E731
-    print(f"backend={BACKEND} batch={b} steps={steps} width={args.width} repeats={reps} "
+    print(f"backend={BACKEND} model={args.model} batch={b} steps={steps} width={args.width} repeats={reps} "
           f"clock={'process CPU time' if use_cpu_clock else 'wall'}")
     print(f"train step  RDrop(B) {ms(t_rdrop):7.3f} ms  hand-tiled(B) {ms(t_hand):7.3f} ms  "
           f"plain(2B) {ms(t_plain2):7.3f} ms")

@@ -55,10 +55,12 @@ PROFILES = {
         under_seeds=16, under_pool=1000, under_epochs=60, under_filters=(8, 16), under_batch=64,
         test_limit=None, curve_points=10, calib_images=300, jit_compile="auto",
     ),
+    # Sized (before any GPU run) to finish in ~5 minutes as 8 shards side by side on one GPU
+    # (`--shard I/8`, then `--merge`): more seeds, a wider CNN and a longer schedule than "cpu".
     "gpu": dict(
-        over_seeds=30, over_train=300, over_epochs=200, over_filters=(64, 128), over_batch=30,
-        under_seeds=40, under_pool=1000, under_epochs=150, under_filters=(8, 16), under_batch=64,
-        test_limit=None, curve_points=20, calib_images=300, jit_compile="auto",
+        over_seeds=24, over_train=300, over_epochs=150, over_filters=(64, 128), over_batch=30,
+        under_seeds=32, under_pool=1000, under_epochs=100, under_filters=(8, 16), under_batch=64,
+        test_limit=None, curve_points=15, calib_images=300, jit_compile="auto",
     ),
     # Wiring only: every code path, tiny sizes, numbers meaningless.
     "smoke": dict(
@@ -146,7 +148,12 @@ def parse_args(argv=None):
     p.add_argument("--regimes", default="overfit,underfit", help="comma-separated subset")
     p.add_argument("--out", help="results folder (default out/evidence[-PROFILE])")
     p.add_argument("--docs", help="markdown + figures folder (default docs/, smoke: --out)")
-    p.add_argument("--resume", action="store_true", help="skip runs already in OUT/runs.jsonl")
+    p.add_argument("--resume", action="store_true",
+                   help="skip runs already in OUT/runs.jsonl (and OUT/runs.shard*.jsonl)")
+    p.add_argument("--shard", help="I/N: run only seeds with seed %% N == I into OUT/runs.shardI.jsonl "
+                   "and write no report (parallel processes on one machine; then --resume merges)")
+    p.add_argument("--merge", action="store_true",
+                   help="no training: report the runs the shards wrote to OUT (missing runs are listed)")
     p.add_argument("--readme", default="README.md", help="README for --update-readme/--readme-only")
     p.add_argument("--update-readme", action="store_true", help="after the run, refresh README.md")
     p.add_argument("--report-only", action="store_true",
@@ -155,6 +162,13 @@ def parse_args(argv=None):
                    help="no experiments: write docs/evidence*.md into README.md between the markers")
     args = p.parse_args(argv)
     args.regimes = [r.strip() for r in args.regimes.split(",") if r.strip()]
+    if args.shard:
+        try:
+            i, n = (int(v) for v in args.shard.split("/"))
+            assert 0 <= i < n
+        except (ValueError, AssertionError):
+            p.error(f"--shard: expected I/N with 0 <= I < N, got {args.shard!r}")
+        args.shard = (i, n)
     if set(args.regimes) - {"overfit", "underfit"}:
         p.error("--regimes: choose from overfit, underfit")
     suffix = "" if args.profile == "cpu" else f"-{args.profile}"
@@ -491,10 +505,12 @@ def same_init_check(cfg):
 # --------------------------------------------------------------------------- main
 
 
-def load_runs(path, fingerprint):
+def load_runs(out, fingerprint):
+    """Runs of this configuration in OUT/runs.jsonl and the shards' OUT/runs.shard*.jsonl."""
     runs = []
-    if os.path.exists(path):
-        with open(path) as f:
+    names = sorted(n for n in os.listdir(out) if n.startswith("runs") and n.endswith(".jsonl"))
+    for name in names:
+        with open(os.path.join(out, name)) as f:
             for line in f:
                 r = json.loads(line)
                 if r.get("fingerprint") == fingerprint:
@@ -525,9 +541,11 @@ def main(args):
     os.makedirs(args.out, exist_ok=True)
     os.makedirs(args.docs, exist_ok=True)
     fingerprint = json.dumps([args.profile, args.backend, cfg], sort_keys=True)
-    runs_path = os.path.join(args.out, "runs.jsonl")
-    runs = load_runs(runs_path, fingerprint) if args.resume else []
-    if not args.resume and os.path.exists(runs_path):
+    shard = args.shard or (0, 1)
+    runs_name = f"runs.shard{shard[0]}.jsonl" if args.shard else "runs.jsonl"
+    runs_path = os.path.join(args.out, runs_name)
+    runs = load_runs(args.out, fingerprint) if args.resume or args.merge else []
+    if not (args.resume or args.merge) and os.path.exists(runs_path):
         os.remove(runs_path)
     done = {(r["regime"], r["method"], r["seed"]): r for r in runs}
     n_resumed = len(runs)
@@ -549,8 +567,15 @@ def main(args):
         log(f"  [{rec['regime']:8s} seed {rec['seed']:2d}] {rec['method']:17s} "
             f"{rec['seconds']:6.1f} s   (elapsed {time.perf_counter() - t_start:6.0f} s)")
 
-    if "overfit" in args.regimes:
-        for seed in range(cfg["over_seeds"]):
+    if args.merge:
+        expected = [(g, m, s) for g, n, ms in (("overfit", cfg["over_seeds"], OVERFIT_METHODS),
+                                               ("underfit", cfg["under_seeds"], UNDERFIT_METHODS))
+                    if g in args.regimes for s in range(n) for m in ms]
+        missing = [k for k in expected if k not in done]
+        log(f"merge: {len(done)} runs found, {len(missing)} missing" +
+            (f" (first: {missing[:3]})" if missing else ""))
+    if "overfit" in args.regimes and not args.merge:
+        for seed in range(shard[0], cfg["over_seeds"], shard[1]):
             todo = [m for m in OVERFIT_METHODS if ("overfit", m, seed) not in done]
             if not todo:
                 continue
@@ -560,8 +585,8 @@ def main(args):
                 if method == "probdropblock_eq":
                     eq = calibrate({m: done[("overfit", m, seed)] for m in ("dropblock", "probdropblock")})
                 record(run_overfit(method, seed, data, cfg, eq))
-    if "underfit" in args.regimes:
-        for seed in range(cfg["under_seeds"]):
+    if "underfit" in args.regimes and not args.merge:
+        for seed in range(shard[0], cfg["under_seeds"], shard[1]):
             todo = [m for m in UNDERFIT_METHODS if ("underfit", m, seed) not in done]
             if not todo:
                 continue
@@ -570,6 +595,16 @@ def main(args):
                 record(run_underfit(method, seed, data, cfg))
 
     wall = time.perf_counter() - t_start
+    if args.shard:
+        log(f"shard {shard[0]}/{shard[1]} done in {wall:.0f} s: {len(runs)} runs in {runs_path}")
+        with open(os.path.join(args.out, f"shard{shard[0]}.wall.json"), "w") as f:
+            json.dump({"wall_seconds": wall, "shards": shard[1]}, f)
+        return 0
+    if args.merge:
+        walls = [json.load(open(os.path.join(args.out, n)))
+                 for n in sorted(os.listdir(args.out)) if n.endswith(".wall.json")]
+        if walls:
+            wall = max(w["wall_seconds"] for w in walls)  # the shards ran side by side
     meta = {
         "profile": args.profile,
         "command": "make evidence" if args.profile == "cpu" else

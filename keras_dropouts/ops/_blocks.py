@@ -11,7 +11,7 @@ from keras import backend, ops
 from keras_dropouts import _checks
 from keras_dropouts.ops import _gamma
 from keras_dropouts.ops._noise import uniform
-from keras_dropouts.ops.dropout import rate_tensor, scale_kept
+from keras_dropouts.ops.dropout import exact_ratio, rate_tensor, scale_kept
 
 
 _SPATIAL = {1: "steps", 2: "height, width", 3: "depth, height, width"}
@@ -276,7 +276,7 @@ def apply_block_mask(x, dropped, geometry):
     count = geometry.count
     count = ops.cast(ops.size(keep), "float32") if count is None else float(count)
     ones = ops.cast(ops.sum(ops.cast(keep, "int32")), "float32")
-    scale = ops.divide_no_nan(count, ones)
+    scale = exact_ratio(ops.convert_to_tensor(count, "float32"), ones)
     return scale_kept(x, geometry.to_input_layout(keep), scale)
 
 

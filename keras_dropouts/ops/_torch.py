@@ -99,8 +99,9 @@ def uniform(shape, seed, device):
 _SCALARS = {}
 
 
-def per_value(rate, key, fn):
-    """`fn(rate)` (a tuple of 0-d tensors), computed once per value of `rate`.
+def per_value(rate, key, fn, device):
+    """`fn(rate)` (a tuple of 0-d tensors), computed once per value of `rate`, on `device`
+    (the input's: a rate variable on the GPU may meet an input left on the CPU).
 
     A Keras variable's tensor changes in place on `assign` and bumps its version
     counter, so (tensor, version) identifies the value without reading it (which
@@ -109,16 +110,16 @@ def per_value(rate, key, fn):
     if isinstance(rate, keras.Variable):
         tensor = rate.value
     else:
-        return fn(rate)
+        return fn(rate.to(device) if isinstance(rate, torch.Tensor) else rate)
     try:
         version = tensor._version
     except (RuntimeError, AttributeError):  # inference tensors have no version
-        return fn(tensor)
-    slot = (id(tensor), key)
+        return fn(tensor.to(device))
+    slot = (id(tensor), key, device)
     hit = _SCALARS.get(slot)
     if hit is not None and hit[0] is tensor and hit[1] == version:
         return hit[2]
-    value = fn(tensor)
+    value = fn(tensor if tensor.device == device else tensor.to(device))
     if len(_SCALARS) > 4096:
         _SCALARS.clear()
     _SCALARS[slot] = (tensor, version, value)  # holds `tensor`: its id is not reused
@@ -177,7 +178,7 @@ def dropout(x, rate, noise_shape, seed):
     noise = uniform(shape, seed, x.device)
     if isinstance(rate, float):
         return scale_kept(x, noise >= rate, keep_scale(rate))
-    rate, scale = per_value(rate, "dropout", _rate_and_scale)
+    rate, scale = per_value(rate, "dropout", _rate_and_scale, x.device)
     return scale_kept(x, noise >= rate, scale)
 
 
@@ -190,6 +191,7 @@ class Geometry:
 
     def __init__(self, x, block_size, channels_first, per_channel):
         shape = tuple(x.shape)
+        self.device = x.device
         self.n = len(shape) - 2
         self.channels_first = channels_first
         self.sizes = shape[2:] if channels_first else shape[1:-1]
@@ -207,7 +209,7 @@ class Geometry:
                 return _gamma.exact_gamma_value(rate, self.sizes, self.window)
             return paper_gamma_value(rate, self.sizes, self.window)
         key = ("gamma", mode, self.sizes, self.window)
-        return per_value(rate, key, lambda r: self._gamma_tensor(r, mode))
+        return per_value(rate, key, lambda r: self._gamma_tensor(r, mode), self.device)
 
     @torch.no_grad()
     def _gamma_tensor(self, rate, mode):

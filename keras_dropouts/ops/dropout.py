@@ -27,7 +27,13 @@ def keep_scale(rate):
         keep = 1.0 - float(np.float32(rate))
         return 0.0 if keep <= 0.0 else 1.0 / keep
     keep = 1.0 - ops.cast(rate, "float32")
-    return ops.divide_no_nan(ops.ones_like(keep), keep)
+    return exact_ratio(ops.ones_like(keep), keep)
+
+
+def exact_ratio(a, b):
+    """`a / b` (0 where b == 0), exactly 1 where a == b: XLA on GPUs divides by a
+    reciprocal, so 972 / 972 can come out 1 + 1 ulp and rate 0 would not be the identity."""
+    return ops.where(ops.equal(a, b), ops.ones_like(a), ops.divide_no_nan(a, b))
 
 
 def compute_dtype(dtype):

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Everything one lent GPU machine runs, in one call (device time is scarce: one start).
+#   1. benchmarks, one at a time (timings): R-Drop floor (MLP and 4-block encoder), in-step
+#      schedules, layers at (64,56,56,256); JAX then torch;
+#   2. side by side: `make evidence`'s gpu profile as 8 shards, and the test suite on JAX and
+#      torch (the GPU image has neither TensorFlow nor keras-hub: those tests skip);
+#   3. the evidence report merged from the shards; everything tarred into OUTDIR/gpu.tar.gz.
+# Needs .whl/ with the Keras wheel, namex and optree (see benchmarks/RESULTS.md).
+# Usage (on the device): bash benchmarks/gpu_session.sh OUTDIR [SECONDS]
+set -u
+O=${1:?OUTDIR}; BUDGET=${2:-560}
+mkdir -p "$O/logs" "$O/ev"
+T0=$(date +%s)
+now() { echo $(( $(date +%s) - T0 )); }
+left() { echo $(( BUDGET - $(now) )); }
+PY=${PY:-python3}  # PY=.venv/bin/python SKIP_INSTALL=1 for a dry run here
+[ -n "${SKIP_INSTALL:-}" ] || python3 -m pip install -q --no-index --no-deps --no-compile \
+  --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false \
+  TF_CPP_MIN_LOG_LEVEL=3 MPLBACKEND=Agg
+{
+  date -u; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+  $PY -c "import sys, jax, torch, keras; print(sys.version); print('jax', jax.__version__, jax.devices()); print('torch', torch.__version__, torch.cuda.get_device_name(0)); print('keras', keras.__version__)"
+} > "$O/logs/env.txt" 2>&1
+cat "$O/logs/env.txt"
+
+# Phase 1: benchmarks, until PHASE1 seconds have passed.
+PHASE1=$(( BUDGET * 2 / 5 ))
+bench() {  # name seconds backend script args...
+  local name=$1 t=$2 b=$3; shift 3
+  local room=$(( PHASE1 - $(now) ))
+  (( room < 15 )) && { echo "[$(now) s] skip $name (phase 1 over)"; return; }
+  (( t > room )) && t=$room
+  echo "[$(now) s] $name (<= $t s)"
+  KERAS_BACKEND=$b timeout "$t" $PY "$@" > "$O/logs/bench_$name.txt" 2>&1
+  echo "rc=$?" >> "$O/logs/bench_$name.txt"
+  grep -E "ratio|RDrop|in_step|Dropout|Block|Path|memory|rc=" "$O/logs/bench_$name.txt" | head -30
+}
+bench rdrop_mlp_jax 45 jax benchmarks/bench_rdrop.py
+bench rdrop_encoder_jax 50 jax benchmarks/bench_rdrop.py --model encoder --batch 64 --repeats 15
+bench callbacks_jax 40 jax benchmarks/bench_callbacks.py
+bench layers_jax 45 jax benchmarks/bench_layers.py --shape 64 56 56 256 --no-per-call --repeats 8
+bench rdrop_mlp_torch 35 torch benchmarks/bench_rdrop.py --repeats 15
+bench rdrop_encoder_torch 40 torch benchmarks/bench_rdrop.py --model encoder --batch 64 --repeats 10
+bench layers_torch 45 torch benchmarks/bench_layers.py --shape 64 56 56 256 --repeats 8
+bench callbacks_torch 30 torch benchmarks/bench_callbacks.py
+
+# Phase 2: evidence shards and the suite side by side, until BUDGET - 40 s.
+P2=$(( $(left) - 40 ))
+echo "[$(now) s] phase 2 (<= $P2 s)"
+for i in 0 1 2 3 4 5 6 7; do
+  KERAS_BACKEND=jax timeout "$P2" $PY examples/evidence.py --profile gpu --backend jax \
+    --out "$O/ev" --docs "$O/ev" --shard $i/8 > "$O/logs/evidence_shard$i.txt" 2>&1 &
+done
+for b in jax torch; do
+  KERAS_BACKEND=$b timeout "$P2" $PY -m pytest -q -p no:cacheprovider -n 3 -v -rfE tests \
+    > "$O/logs/tests_$b.txt" 2>&1 &
+done
+wait
+echo "[$(now) s] phase 2 done"
+tail -n 3 "$O"/logs/tests_*.txt
+tail -n 1 "$O"/logs/evidence_shard*.txt
+KERAS_BACKEND=jax timeout 60 $PY examples/evidence.py --profile gpu --backend jax \
+  --out "$O/ev" --docs "$O/ev" --merge > "$O/logs/evidence_merge.txt" 2>&1
+tail -15 "$O/logs/evidence_merge.txt"
+tar -czf "$O/gpu.tar.gz" -C "$O" logs ev && rm -rf "$O/logs" "$O/ev"
+echo "[$(now) s] done"
