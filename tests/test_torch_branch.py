@@ -186,3 +186,46 @@ def test_gradient_flows_through_the_kept_units_only():
     scale = y.detach()[kept] / x.detach()[kept]
     np.testing.assert_allclose(x.grad[kept].numpy(), scale.numpy(), rtol=1e-5)
     assert torch.all(x.grad[~kept] == 0)
+
+
+def test_in_step_rates_equal_two_knots(branch):
+    """The in-step torch path's raw-torch schedule equals `schedules.two_knots`."""
+    import torch
+
+    from keras_dropouts.schedules import two_knots
+
+    knots = np.array(
+        [[0, 10, 0.0, 0.2], [5, 5, 0.1, 0.0], [3, 8, 0.3, 0.3], [0, 0, np.nan, 1.0],
+         [2, 4, 0.9, 1.7]], "float32")
+    stack = branch.KnotStack()
+    tensors = [torch.tensor(k) for k in knots]
+    for step in (0, 2, 3, 4, 5, 7, 8, 10, 20):
+        got = branch.two_knot_rates(torch.tensor(step), stack(tensors)).numpy()
+        want = np.array([two_knots(float(step), *k) for k in knots], "float32")
+        want = np.clip(np.nan_to_num(want, nan=0.0), 0.0, 1.0)
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+    first = stack(tensors)
+    assert stack(tensors) is first  # unchanged knots: no restack
+    tensors[1].copy_(torch.tensor([0.0, 1.0, 0.5, 0.5]))
+    assert stack(tensors) is not first  # an in-place write is seen
+    np.testing.assert_allclose(branch.two_knot_rates(torch.tensor(3), stack(tensors)).numpy()[1], 0.5)
+
+
+def test_primed_scalars_match_a_fresh_computation(branch):
+    """After the in-step assign primes the cache, `dropout` uses the primed (rate, scale)
+    and they equal what it computes itself."""
+    import torch
+
+    layers = [kd.layers.ScheduledDropout(0.1, seed=i) for i in range(3)]
+    tensors = [layer.rate_variable.value for layer in layers]
+    rates = torch.tensor([0.0, 0.25, 1.0])
+    with torch.no_grad():
+        torch._foreach_copy_(tensors, list(torch.unbind(rates)))
+    branch.prime_dropout_scalars(tensors, rates)
+    x = keras.ops.ones((64, 32))
+    for layer, r in zip(layers, (0.0, 0.25, 1.0)):
+        primed = to_np(layer(x, training=True))
+        kept = primed[primed != 0]
+        expected = 0.0 if r == 1 else 1 / (1 - r)
+        np.testing.assert_allclose(kept, expected, rtol=1e-6)
+        assert (primed == 0).all() if r == 1 else abs((primed == 0).mean() - r) < 0.05

@@ -210,68 +210,100 @@ class StepSchedules:
         knot_vars = [layer.rate_schedule_variable for layer in knot_layers]
         scales = [ops.convert_to_tensor(g.scales, "float32") for g in groups]
 
-        def rates(step, knots):
+        def clean(r):
+            # A NaN from a user schedule drops nothing rather than everything.
+            return ops.clip(ops.where(ops.isnan(r), 0.0, r), 0.0, 1.0)
+
+        def rate_list(step, knots):
+            """One float32 scalar per layer (JAX). Kept unstacked: under XLA on JAX,
+            stacking 50 schedules and slicing the rates back out cost 30% of a small
+            step (CPU; 2.9 -> 4.05 ms on an H200)."""
+            out = [two_knots(step, k[0], k[1], k[2], k[3]) for k in knots]
+            for group in groups:
+                value = ops.cast(group.fn(step), "float32")
+                out.extend(value * s for s in group.scales)
+            return [clean(r) for r in out]
+
+        def rate_vector(step, knots):
+            """All rates as one vector (torch: a handful of eager kernels, not 50;
+            TensorFlow: measured faster than one scalar per layer)."""
             parts = []
             if knots:
                 k = ops.stack(knots)
                 parts.append(two_knots(step, k[:, 0], k[:, 1], k[:, 2], k[:, 3]))
             for group, scale in zip(groups, scales):
                 parts.append(ops.cast(group.fn(step), "float32") * scale)
-            all_rates = parts[0] if len(parts) == 1 else ops.concatenate(parts)
-            # A NaN from a user schedule drops nothing rather than everything.
-            all_rates = ops.where(ops.isnan(all_rates), 0.0, all_rates)
-            return ops.clip(all_rates, 0.0, 1.0)
+            return clean(parts[0] if len(parts) == 1 else ops.concatenate(parts))
 
-        if keras.backend.backend() == "jax":
+        counter, every = optimizer_step_counter(model.optimizer)
+        backend = keras.backend.backend()
+        if backend == "jax":
             non_trainable = {id(v): i for i, v in enumerate(model.non_trainable_variables)}
             rate_slots = [non_trainable[id(v)] for v in rate_vars]
             knot_slots = [non_trainable[id(v)] for v in knot_vars]
-            counter, every = optimizer_step_counter(model.optimizer)
             optimizer_vars = [id(v) for v in model.optimizer.variables]
             step_slot = optimizer_vars.index(id(counter))
 
             def train_step(state, data):
                 trainable, non_trainable_values, optimizer_values, metrics = state
                 step = optimizer_values[step_slot] // every
-                new = rates(step, [non_trainable_values[i] for i in knot_slots])
+                new = rate_list(step, [non_trainable_values[i] for i in knot_slots])
                 non_trainable_values = list(non_trainable_values)
-                for k, slot in enumerate(rate_slots):
-                    non_trainable_values[slot] = new[k]
+                for slot, rate in zip(rate_slots, new):
+                    non_trainable_values[slot] = rate
                 return original((trainable, non_trainable_values, optimizer_values, metrics), data)
 
             return train_step
 
-        counter, every = optimizer_step_counter(model.optimizer)
-        assign = _assigner(rate_vars)
+        if backend == "torch":
+            from keras_dropouts.ops import _torch
+
+            assign = _torch_assigner(rate_vars)
+            if groups:
+
+                def train_step(*args, **kwargs):
+                    assign(rate_vector(counter.value // every, [v.value for v in knot_vars]))
+                    return original(*args, **kwargs)
+
+                return train_step
+            # Built-in schedules only: raw torch ops on a cached stack of the knots
+            # (the generic ops cost ~0.5 ms a step in eager dispatch).
+            stack = _torch.KnotStack()
+
+            def train_step(*args, **kwargs):
+                knots = stack([v.value for v in knot_vars])
+                assign(_torch.two_knot_rates(counter.value // every, knots))
+                return original(*args, **kwargs)
+
+            return train_step
 
         def train_step(*args, **kwargs):
-            new = rates(counter.value // every, [v.value for v in knot_vars])
-            assign(new)
+            new = rate_vector(counter.value // every, [v.value for v in knot_vars])
+            for k, v in enumerate(rate_vars):  # TensorFlow: the vector measured faster
+                v.assign(new[k])
             return original(*args, **kwargs)
 
         return train_step
 
 
-def _assigner(variables):
-    """Returns `assign(vector)`: `variables[k] = vector[k]` on the device."""
-    if keras.backend.backend() == "torch":
-        import torch
+def _torch_assigner(variables):
+    """Returns `assign(vector)`: `variables[k] = vector[k]` on the device, in one batched
+    copy, and primes the torch branch's per-value cache of (rate, 1 / keep) with the
+    same vector, so that 50 layers do not each recompute their scale every step."""
+    import torch
 
-        def assign(vector):
-            with torch.no_grad():
-                targets = [v.value for v in variables]
-                sources = list(torch.unbind(vector.to(targets[0].dtype), 0))
-                if hasattr(torch, "_foreach_copy_"):
-                    torch._foreach_copy_(targets, sources)
-                else:
-                    for t, s in zip(targets, sources):
-                        t.copy_(s)
-
-        return assign
+    from keras_dropouts.ops import _torch
 
     def assign(vector):
-        for k, v in enumerate(variables):
-            v.assign(vector[k])
+        with torch.no_grad():
+            targets = [v.value for v in variables]
+            sources = list(torch.unbind(vector.to(targets[0].dtype), 0))
+            if hasattr(torch, "_foreach_copy_"):
+                torch._foreach_copy_(targets, sources)
+            else:
+                for t, src in zip(targets, sources):
+                    t.copy_(src)
+            _torch.prime_dropout_scalars(targets, vector)
 
     return assign
 

@@ -126,6 +126,49 @@ def per_value(rate, key, fn, device):
     return value
 
 
+def prime_dropout_scalars(tensors, rates):
+    """Caches `dropout`'s (rate, scale) for rate variables' tensors just written with
+    `rates` (one per tensor), computed for all of them at once."""
+    rate, scale = _rate_and_scale(rates)
+    if len(_SCALARS) > 4096:
+        _SCALARS.clear()
+    for tensor, r, s in zip(tensors, torch.unbind(rate), torch.unbind(scale)):
+        try:
+            version = tensor._version
+        except (RuntimeError, AttributeError):
+            continue
+        _SCALARS[(id(tensor), "dropout", tensor.device)] = (tensor, version, (r, s))
+
+
+class KnotStack:
+    """The (n, 4) stack of layers' `rate_schedule` tensors, restacked only when one of
+    them was replaced or written (their version counters say so, no value is read)."""
+
+    def __init__(self):
+        self._key = None
+        self._stacked = None
+
+    def __call__(self, tensors):
+        key = tuple((id(t), t._version) for t in tensors)
+        if key != self._key:
+            with torch.no_grad():
+                self._stacked = torch.stack([t.to(torch.float32) for t in tensors])
+            self._tensors = list(tensors)  # holds them: their ids are not reused
+            self._key = key
+        return self._stacked
+
+
+@torch.no_grad()
+def two_knot_rates(step, knots):
+    """`schedules.two_knots` for every row `(a, b, v0, v1)` of `knots` at `step`, NaN
+    counting as 0 and clipped to [0, 1], in a few eager kernels."""
+    s = step.to(torch.float32)
+    a, b, v0, v1 = knots.unbind(1)
+    ramp = v0 + (v1 - v0) * (s - a) / torch.clamp(b - a, min=1.0)
+    rates = torch.where(s >= b, v1, torch.where(s < a, v0, ramp))
+    return torch.nan_to_num(rates, nan=0.0).clamp(0.0, 1.0)
+
+
 _CONSTANTS = {}
 
 
