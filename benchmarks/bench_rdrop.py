@@ -24,6 +24,12 @@ wall time: on a shared CPU machine other processes' load then inflates neither
 model, and on a CPU backend all of a step's work is CPU time. With a GPU the
 default is wall time.
 
+Train steps are reported twice: "steady" is the time per step inside `fit` from the end
+of batch `--skip` to the end of the last one (device synchronised at both ends), what
+a long training run pays per step; "per fit" is the whole `fit` call divided by its
+steps, which also carries `fit`'s fixed costs (callbacks, metric resets and reads: a
+few ms per call on a GPU) and so overstates short runs.
+
 `--model encoder` swaps the MLP for a 4-block token encoder (embedding 256, 4 heads,
 feed-forward 1024, sequence 128, dropout 0.1: issue 10's GPU case, run with --batch 64).
 
@@ -121,6 +127,22 @@ def timed(fns, repeats, clock):
     return times
 
 
+class SteadyTimer(keras.callbacks.Callback):
+    """Time per step from the end of batch `skip` to the end of the last batch."""
+
+    def __init__(self, skip, steps, clock, out):
+        super().__init__()
+        self.skip, self.last, self.clock, self.out = skip, steps - 1, clock, out
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch in (self.skip, self.last):
+            ops.convert_to_numpy(logs["loss"])  # waits for the steps queued on the device
+            if batch == self.skip:
+                self.t0 = self.clock()
+            else:
+                self.out.append((self.clock() - self.t0) / (self.last - self.skip))
+
+
 def median(values):
     return float(np.median(values))
 
@@ -192,6 +214,7 @@ def main():
     parser.add_argument("--width", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=25)
     parser.add_argument("--clock", choices=("auto", "wall", "cpu"), default="auto")
+    parser.add_argument("--skip", type=int, default=4, help="train steps before steady timing")
     parser.add_argument("--model", choices=("mlp", "encoder"), default="mlp")
     parser.add_argument("--seq-len", type=int, default=128, help="encoder only")
     args = parser.parse_args()
@@ -218,8 +241,13 @@ def main():
     data_2b = device_data(x, y, 2 * b, steps)
     x_b, y_b = ops.convert_to_tensor(x[:b]), ops.convert_to_tensor(y[:b])
 
+    steady = {}
+
     def fit(model, data):
-        return lambda: model.fit(data(), epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
+        out = steady.setdefault(id(model), [])
+        timer = SteadyTimer(min(args.skip, steps - 2), steps, clock, out)
+        return lambda: model.fit(data(), epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False,
+                                 callbacks=[timer])
 
     def evaluate(model):
         return lambda: model.evaluate(data_b(), steps=steps, verbose=0)
@@ -235,7 +263,10 @@ def main():
         fn()
 
     reps = args.repeats
+    for out in steady.values():
+        out.clear()  # compile runs
     t_rdrop, t_hand, t_plain2, t_rdrop0 = timed(train_fns, reps, clock)
+    s_rdrop, s_hand, s_plain2, s_rdrop0 = (steady[id(m)] for m in (rdrop, hand, plain, rdrop0))
     e_rdrop, e_plain = timed(eval_fns, reps, clock)
     p_rdrop, p_plain = timed(pred_fns, reps, clock)
 
@@ -251,12 +282,15 @@ def main():
     ms = lambda t: 1e3 * median(t) / steps  # noqa: E731
     print(f"backend={BACKEND} model={args.model} batch={b} steps={steps} width={args.width} repeats={reps} "
           f"clock={'process CPU time' if use_cpu_clock else 'wall'}")
-    print(f"train step  RDrop(B) {ms(t_rdrop):7.3f} ms  hand-tiled(B) {ms(t_hand):7.3f} ms  "
-          f"plain(2B) {ms(t_plain2):7.3f} ms")
-    print(f"            RDrop / hand-tiled {ratio(t_rdrop, t_hand):.3f} (target <= 1.03 CPU, 1.02 GPU)   "
-          f"RDrop / plain(2B) {ratio(t_rdrop, t_plain2):.3f}")
-    print(f"            RDrop(alpha=0) {ms(t_rdrop0):7.3f} ms: wrapper overhead alone, "
-          f"RDrop(alpha=0) / hand-tiled {ratio(t_rdrop0, t_hand):.3f}")
+    for label, (a, h, p2, a0) in (("steady", (s_rdrop, s_hand, s_plain2, s_rdrop0)),
+                                  ("per fit", (t_rdrop, t_hand, t_plain2, t_rdrop0))):
+        div = 1 if label == "steady" else steps
+        ms = lambda t: 1e3 * median(t) / div  # noqa: E731
+        print(f"train step ({label:7s}) RDrop(B) {ms(a):7.3f} ms  hand-tiled(B) {ms(h):7.3f} ms  "
+              f"plain(2B) {ms(p2):7.3f} ms  RDrop(alpha=0) {ms(a0):7.3f} ms")
+        print(f"    RDrop / hand-tiled {ratio(a, h):.3f} (target <= 1.03 CPU, 1.02 GPU)   "
+              f"RDrop / plain(2B) {ratio(a, p2):.3f}   RDrop(alpha=0) / hand-tiled {ratio(a0, h):.3f}")
+    ms = lambda t: 1e3 * median(t) / steps  # noqa: E731
     print(f"evaluate    RDrop(B) {ms(e_rdrop):7.3f} ms  plain(B) {ms(e_plain):7.3f} ms  "
           f"ratio {ratio(e_rdrop, e_plain):.3f} (target <= 1.05)")
     print(f"predict     RDrop(B) {ms(p_rdrop):7.3f} ms  plain(B) {ms(p_plain):7.3f} ms  "
