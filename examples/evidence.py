@@ -152,6 +152,9 @@ def parse_args(argv=None):
                    help="skip runs already in OUT/runs.jsonl (and OUT/runs.shard*.jsonl)")
     p.add_argument("--shard", help="I/N: run only seeds with seed %% N == I into OUT/runs.shardI.jsonl "
                    "and write no report (parallel processes on one machine; then --resume merges)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="run the seeds as JOBS shard processes side by side (one thread each), "
+                   "then merge (`make evidence` uses 2: one per core)")
     p.add_argument("--merge", action="store_true",
                    help="no training: report the runs the shards wrote to OUT (missing runs are listed)")
     p.add_argument("--readme", default="README.md", help="README for --update-readme/--readme-only")
@@ -162,6 +165,8 @@ def parse_args(argv=None):
                    help="no experiments: write docs/evidence*.md into README.md between the markers")
     args = p.parse_args(argv)
     args.regimes = [r.strip() for r in args.regimes.split(",") if r.strip()]
+    if args.jobs < 1:
+        p.error(f"--jobs: expected a positive integer, got {args.jobs}")
     if args.shard:
         try:
             i, n = (int(v) for v in args.shard.split("/"))
@@ -183,6 +188,10 @@ if ARGS is not None and not ARGS.readme_only:
     # Must happen before keras is imported anywhere.
     os.environ["KERAS_BACKEND"] = ARGS.backend
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if ARGS.shard and os.environ.get("EVIDENCE_ONE_THREAD"):
+        # One shard per core: small ops run faster single-threaded, side by side.
+        for var in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
+            os.environ[var] = "1"
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -518,7 +527,39 @@ def load_runs(out, fingerprint):
     return runs
 
 
+def clear_runs(out):
+    """Removes earlier runs (a fresh start must not merge an old run's shards)."""
+    if os.path.isdir(out):
+        for name in os.listdir(out):
+            if (name.startswith("runs") and name.endswith(".jsonl")) or name.endswith(".wall.json"):
+                os.remove(os.path.join(out, name))
+
+
+def run_jobs(args):
+    """`--jobs N`: N shard processes of this script side by side, then the merged report."""
+    import subprocess
+
+    t0 = time.perf_counter()
+    if not args.resume:
+        clear_runs(args.out)
+    base = [sys.executable, os.path.abspath(__file__), "--profile", args.profile,
+            "--backend", args.backend, "--regimes", ",".join(args.regimes), "--out", args.out,
+            "--docs", args.docs] + (["--seeds", str(args.seeds)] if args.seeds else []) + (
+                ["--resume"] if args.resume else [])
+    env = dict(os.environ, EVIDENCE_ONE_THREAD="1")
+    procs = [subprocess.Popen(base + ["--shard", f"{i}/{args.jobs}"], env=env)
+             for i in range(args.jobs)]
+    codes = [p.wait() for p in procs]
+    if any(codes):
+        log(f"evidence: shard exit codes {codes}")
+        return 1
+    args.merge, args.wall_override = True, time.perf_counter() - t0
+    return main(args)
+
+
 def main(args):
+    if args.jobs > 1 and not (args.shard or args.merge or args.report_only):
+        return run_jobs(args)
     import keras
 
     from evidence_data import load_digits16
@@ -545,8 +586,13 @@ def main(args):
     runs_name = f"runs.shard{shard[0]}.jsonl" if args.shard else "runs.jsonl"
     runs_path = os.path.join(args.out, runs_name)
     runs = load_runs(args.out, fingerprint) if args.resume or args.merge else []
-    if not (args.resume or args.merge) and os.path.exists(runs_path):
-        os.remove(runs_path)
+    if not (args.resume or args.merge):
+        if args.shard:
+            for path in (runs_path, os.path.join(args.out, f"shard{shard[0]}.wall.json")):
+                if os.path.exists(path):
+                    os.remove(path)
+        else:
+            clear_runs(args.out)
     done = {(r["regime"], r["method"], r["seed"]): r for r in runs}
     n_resumed = len(runs)
     log(f"evidence: profile {args.profile}, backend {args.backend}, Keras {keras.__version__}, "
@@ -600,21 +646,25 @@ def main(args):
         with open(os.path.join(args.out, f"shard{shard[0]}.wall.json"), "w") as f:
             json.dump({"wall_seconds": wall, "shards": shard[1]}, f)
         return 0
+    walls = []
     if args.merge:
         walls = [json.load(open(os.path.join(args.out, n)))
                  for n in sorted(os.listdir(args.out)) if n.endswith(".wall.json")]
         if walls:
             wall = max(w["wall_seconds"] for w in walls)  # the shards ran side by side
+        wall = getattr(args, "wall_override", wall)
     meta = {
         "profile": args.profile,
         "command": "make evidence" if args.profile == "cpu" else
-        f"python examples/evidence.py --profile {args.profile}",
+        f"python examples/evidence.py --profile {args.profile}"
+        + (" --shard I/8 (x8), then --merge" if args.profile == "gpu" and len(walls) > 1 else ""),
         "backend": args.backend,
         "keras": keras.__version__,
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
         "device": _device_name(args.backend),
         "wall_seconds": wall,
+        "jobs": max(args.jobs, len(walls) if args.merge else 1),
         "loadavg": [load_start, os.getloadavg()[0]] if load_start is not None else None,
         "train_seconds": float(sum(r["seconds"] for r in runs)),
         "resumed_runs": n_resumed,

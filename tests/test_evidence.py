@@ -29,7 +29,7 @@ def test_evidence_smoke(tmp_path):
     env.pop("XLA_FLAGS", None)  # one host device, like a user's run
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "--profile", "smoke", "--out", str(out),
-         "--backend", keras.backend.backend()],
+         "--backend", keras.backend.backend(), "--jobs", "2"],  # as `make evidence` runs it
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
@@ -40,6 +40,13 @@ def test_evidence_smoke(tmp_path):
     assert len(results["claims"]) == 8
     assert {r["regime"] for r in results["runs"]} == {"overfit", "underfit"}
     assert results["meta"]["same_init"] is True
+    # Two shards, seeds split between them, every (regime, method, seed) run exactly once.
+    assert results["meta"]["jobs"] == 2
+    keys = [(r["regime"], r["method"], r["seed"]) for r in results["runs"]]
+    assert len(keys) == len(set(keys)) == 2 * 7 + 2 * 2
+    shards = [[json.loads(line) for line in (out / f"runs.shard{i}.jsonl").read_text().splitlines()]
+              for i in range(2)]
+    assert [sorted({r["seed"] for r in rows}) for rows in shards] == [[0], [1]]
     md = (out / "evidence_smoke.md").read_text()
     assert "| # | claim (paper) |" in md and "resolved" in md
     for name in ("claims", "overfit", "occlusion", "equal_fraction", "underfit"):
