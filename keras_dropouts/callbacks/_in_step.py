@@ -216,8 +216,8 @@ class StepSchedules:
 
         def rate_list(step, knots):
             """One float32 scalar per layer (JAX). Kept unstacked: under XLA on JAX,
-            stacking 50 schedules and slicing the rates back out cost 30% of a small
-            step (CPU; 2.9 -> 4.05 ms on an H200)."""
+            stacking 50 schedules and slicing the rates back out cost 30% of a
+            dispatch-bound step (CPU proxy of a GPU step; see benchmarks/RESULTS.md)."""
             out = [two_knots(step, k[0], k[1], k[2], k[3]) for k in knots]
             for group in groups:
                 value = ops.cast(group.fn(step), "float32")

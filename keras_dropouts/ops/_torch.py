@@ -147,6 +147,7 @@ class KnotStack:
     def __init__(self):
         self._key = None
         self._stacked = None
+        self._tensors = []
 
     def __call__(self, tensors):
         key = tuple((id(t), t._version) for t in tensors)
