@@ -32,6 +32,7 @@ Usage:
     python examples/evidence.py                     # CPU profile (what `make evidence` runs)
     python examples/evidence.py --profile smoke     # tiny, < 1 minute: the smoke test
     python examples/evidence.py --profile gpu       # more seeds, larger models, longer
+    python examples/evidence.py --profile confirm --jobs 2   # the cpu design on fresh seeds
     python examples/evidence.py --resume            # continue an interrupted run
     python examples/evidence.py --readme-only       # docs/evidence*.md -> README.md section
 """
@@ -61,6 +62,14 @@ PROFILES = {
         over_seeds=24, over_train=300, over_epochs=150, over_filters=(64, 128), over_batch=30,
         under_seeds=32, under_pool=1000, under_epochs=100, under_filters=(8, 16), under_batch=64,
         test_limit=None, curve_points=15, calib_images=300, jit_compile="auto",
+    ),
+    # Declared on 2026-11-26 after the cpu profile's results were seen and before this profile
+    # ran: the cpu profile's design unchanged, twice its seed counts, on fresh seeds (100 on),
+    # judged on its own runs only. A replication, not an extension of the cpu runs.
+    "confirm": dict(
+        over_seeds=20, over_train=300, over_epochs=100, over_filters=(32, 64), over_batch=30,
+        under_seeds=32, under_pool=1000, under_epochs=60, under_filters=(8, 16), under_batch=64,
+        test_limit=None, curve_points=10, calib_images=300, jit_compile="auto", first_seed=100,
     ),
     # Wiring only: every code path, tiny sizes, numbers meaningless.
     "smoke": dict(
@@ -583,6 +592,7 @@ def main(args):
     os.makedirs(args.docs, exist_ok=True)
     fingerprint = json.dumps([args.profile, args.backend, cfg], sort_keys=True)
     shard = args.shard or (0, 1)
+    first = cfg.get("first_seed", 0)
     runs_name = f"runs.shard{shard[0]}.jsonl" if args.shard else "runs.jsonl"
     runs_path = os.path.join(args.out, runs_name)
     runs = load_runs(args.out, fingerprint) if args.resume or args.merge else []
@@ -614,14 +624,15 @@ def main(args):
             f"{rec['seconds']:6.1f} s   (elapsed {time.perf_counter() - t_start:6.0f} s)")
 
     if args.merge:
-        expected = [(g, m, s) for g, n, ms in (("overfit", cfg["over_seeds"], OVERFIT_METHODS),
-                                               ("underfit", cfg["under_seeds"], UNDERFIT_METHODS))
+        expected = [(g, m, first + s)
+                    for g, n, ms in (("overfit", cfg["over_seeds"], OVERFIT_METHODS),
+                                     ("underfit", cfg["under_seeds"], UNDERFIT_METHODS))
                     if g in args.regimes for s in range(n) for m in ms]
         missing = [k for k in expected if k not in done]
         log(f"merge: {len(done)} runs found, {len(missing)} missing" +
             (f" (first: {missing[:3]})" if missing else ""))
     if "overfit" in args.regimes and not args.merge:
-        for seed in range(shard[0], cfg["over_seeds"], shard[1]):
+        for seed in range(first + shard[0], first + cfg["over_seeds"], shard[1]):
             todo = [m for m in OVERFIT_METHODS if ("overfit", m, seed) not in done]
             if not todo:
                 continue
@@ -632,7 +643,7 @@ def main(args):
                     eq = calibrate({m: done[("overfit", m, seed)] for m in ("dropblock", "probdropblock")})
                 record(run_overfit(method, seed, data, cfg, eq))
     if "underfit" in args.regimes and not args.merge:
-        for seed in range(shard[0], cfg["under_seeds"], shard[1]):
+        for seed in range(first + shard[0], first + cfg["under_seeds"], shard[1]):
             todo = [m for m in UNDERFIT_METHODS if ("underfit", m, seed) not in done]
             if not todo:
                 continue

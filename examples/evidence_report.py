@@ -229,8 +229,10 @@ def build_markdown(runs, meta, claims_rows, support_rows, check_rows, prefix, he
     lines = []
     add = lines.append
     gpu = meta["profile"] == "gpu"
+    confirm = meta["profile"] == "confirm"
     title = "Evidence: each paper's claim in its own regime"
-    add(f"{heading} {title}" + (f" — {meta['profile']} profile on {meta['device']}" if gpu else ""))
+    add(f"{heading} {title}" + (f" — {meta['profile']} profile on {meta['device']}" if gpu else "")
+        + (" — confirmation on fresh seeds" if confirm else ""))
     add("")
     wall = meta["wall_seconds"]
     load = meta.get("loadavg")
@@ -244,6 +246,11 @@ def build_markdown(runs, meta, claims_rows, support_rows, check_rows, prefix, he
            if load and load[0] > max(meta["cpus"] * 0.6, meta.get("jobs", 1) + 0.5) else "") + ". "
         "Refresh the README section with `python examples/evidence.py --readme-only`.")
     add("")
+    if confirm:
+        add("**A replication.** This profile was declared after the cpu profile's results were "
+            "seen and before it ran: the same design, twice the seeds, on fresh seeds (from "
+            f"{cfg.get('first_seed', 0)}), judged on its own runs only.")
+        add("")
     add("**Design, fixed before any result was seen.** Data: scikit-learn's 1,797 handwritten "
         "digits (8x8 scans shipped with scikit-learn, upsampled to 16x16; no download). "
         "**Paired seeds**: under seed *s* every method starts from the same initial weights "
@@ -695,7 +702,7 @@ def report(runs, meta, args, digits):
     check_rows = checks(runs, meta, claims_rows)
     figures = make_figures(runs, meta, claims_rows, support_rows, digits, args.docs, args.prefix)
     md = build_markdown(runs, meta, claims_rows, support_rows, check_rows, args.prefix,
-                        heading="##" if meta["profile"] != "gpu" else "###")
+                        heading="##" if meta["profile"] not in ("gpu", "confirm") else "###")
     md_path = os.path.join(args.docs, f"{args.prefix}.md")
     with open(md_path, "w") as f:
         f.write(md)
@@ -722,10 +729,11 @@ def report(runs, meta, args, digits):
 
 
 def readme_section(docs, link_dir="docs"):
-    """The README section: docs/evidence.md, then docs/evidence_gpu.md if present, with the
+    """The README section: docs/evidence.md, then docs/evidence_confirm.md and
+    docs/evidence_gpu.md if present, with the
     figure links made relative to the README (`link_dir` = the docs folder seen from it)."""
     parts = []
-    for name in ("evidence.md", "evidence_gpu.md"):
+    for name in ("evidence.md", "evidence_confirm.md", "evidence_gpu.md"):
         path = os.path.join(docs, name)
         if os.path.exists(path):
             with open(path) as f:
