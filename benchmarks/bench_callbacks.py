@@ -101,9 +101,6 @@ class StepTimer(keras.callbacks.Callback):
         super().__init__()
         self.skip, self.last = skip, steps - 1
 
-    def on_train_begin(self, logs=None):
-        self.begin = time.perf_counter()
-
     def on_train_batch_end(self, batch, logs=None):
         if batch in (self.skip, self.last):
             keras.ops.convert_to_numpy(logs["loss"])  # waits for the queued steps

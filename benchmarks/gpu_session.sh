@@ -20,7 +20,7 @@ export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCAT
   TF_CPP_MIN_LOG_LEVEL=3 MPLBACKEND=Agg
 {
   date -u; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
-  $PY -c "import sys, jax, torch, keras; print(sys.version); print('jax', jax.__version__, jax.devices()); print('torch', torch.__version__, torch.cuda.get_device_name(0)); print('keras', keras.__version__)"
+  KERAS_BACKEND=jax $PY -c "import sys, jax, torch, keras; print(sys.version); print('jax', jax.__version__, jax.devices()); print('torch', torch.__version__, torch.cuda.get_device_name(0)); print('keras', keras.__version__)"
 } > "$O/logs/env.txt" 2>&1
 cat "$O/logs/env.txt"
 

@@ -120,24 +120,26 @@ def per_value(rate, key, fn, device):
     if hit is not None and hit[0] is tensor and hit[1] == version:
         return hit[2]
     value = fn(tensor if tensor.device == device else tensor.to(device))
+    _remember(slot, tensor, version, value)
+    return value
+
+
+def _remember(slot, tensor, version, value):
     if len(_SCALARS) > 4096:
         _SCALARS.clear()
     _SCALARS[slot] = (tensor, version, value)  # holds `tensor`: its id is not reused
-    return value
 
 
 def prime_dropout_scalars(tensors, rates):
     """Caches `dropout`'s (rate, scale) for rate variables' tensors just written with
     `rates` (one per tensor), computed for all of them at once."""
     rate, scale = _rate_and_scale(rates)
-    if len(_SCALARS) > 4096:
-        _SCALARS.clear()
     for tensor, r, s in zip(tensors, torch.unbind(rate), torch.unbind(scale)):
         try:
             version = tensor._version
         except (RuntimeError, AttributeError):
             continue
-        _SCALARS[(id(tensor), "dropout", tensor.device)] = (tensor, version, (r, s))
+        _remember((id(tensor), "dropout", tensor.device), tensor, version, (r, s))
 
 
 class KnotStack:
