@@ -38,18 +38,19 @@ def test_evidence_smoke(tmp_path):
 
     results = json.loads((out / "results.json").read_text())
     assert len(results["claims"]) == 8
-    assert {r["regime"] for r in results["runs"]} == {"overfit", "underfit"}
+    assert {r["regime"] for r in results["runs"]} == {"overfit", "underfit", "fc"}
+    assert {c["regime"] for c in results["claims"]} == {"overfit", "underfit", "fc"}
     assert results["meta"]["same_init"] is True
     # Two shards, seeds split between them, every (regime, method, seed) run exactly once.
     assert results["meta"]["jobs"] == 2
     keys = [(r["regime"], r["method"], r["seed"]) for r in results["runs"]]
-    assert len(keys) == len(set(keys)) == 2 * 7 + 2 * 2
+    assert len(keys) == len(set(keys)) == 2 * 7 + 2 * 2 + 2 * 4
     shards = [[json.loads(line) for line in (out / f"runs.shard{i}.jsonl").read_text().splitlines()]
               for i in range(2)]
     assert [sorted({r["seed"] for r in rows}) for rows in shards] == [[0], [1]]
     md = (out / "evidence_smoke.md").read_text()
     assert "| # | claim (paper) |" in md and "resolved" in md
-    for name in ("claims", "overfit", "occlusion", "equal_fraction", "underfit"):
+    for name in ("claims", "overfit", "occlusion", "equal_fraction", "underfit", "fc"):
         assert (out / f"evidence_smoke_{name}.png").stat().st_size > 10_000
 
     # The README generator: the section goes between the markers, links point into docs/.
