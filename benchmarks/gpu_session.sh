@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Everything one lent GPU machine runs, in one call (device time is scarce: one start).
-#   1. benchmarks, one at a time (timings): R-Drop floor (MLP and 4-block encoder), in-step
+#   1. benchmarks, one at a time (timings): R-Drop floor (MLP, also with every step's logs
+#      synchronised, and the 4-block encoder), in-step
 #      schedules, layers at (64,56,56,256); JAX then torch;
 #   2. side by side: `make evidence`'s gpu profile as 8 shards, and the test suite on JAX and
 #      torch (the GPU image has neither TensorFlow nor keras-hub: those tests skip);
 #   3. the evidence report merged from the shards; everything tarred into OUTDIR/gpu.tar.gz.
 # Needs .whl/ with the Keras wheel, namex and optree (see benchmarks/RESULTS.md).
 # Usage (on the device): bash benchmarks/gpu_session.sh OUTDIR [SECONDS]
+# Knobs: SKIP_BENCH=1 skips phase 1; EVIDENCE_ARGS adds arguments to the evidence shards and
+# the merge (e.g. "--regimes fc --resume"); EVIDENCE_PRIOR=DIR copies DIR/runs*.jsonl into the
+# evidence folder first (earlier runs for --resume to keep).
 set -u
 O=${1:?OUTDIR}; BUDGET=${2:-560}
 mkdir -p "$O/logs" "$O/ev"
@@ -25,7 +29,7 @@ export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCAT
 cat "$O/logs/env.txt"
 
 # Phase 1: benchmarks, until PHASE1 seconds have passed.
-PHASE1=$(( BUDGET * 2 / 5 ))
+if [ -n "${SKIP_BENCH:-}" ]; then PHASE1=0; else PHASE1=$(( BUDGET * 2 / 5 )); fi
 bench() {  # name seconds backend script args...
   local name=$1 t=$2 b=$3; shift 3
   local room=$(( PHASE1 - $(now) ))
@@ -37,6 +41,7 @@ bench() {  # name seconds backend script args...
   grep -E "ratio|RDrop|in_step|Dropout|Block|Path|memory|rc=" "$O/logs/bench_$name.txt" | head -30
 }
 bench rdrop_mlp_jax 45 jax benchmarks/bench_rdrop.py
+bench rdrop_mlp_jax_synclogs 45 jax benchmarks/bench_rdrop.py --sync-logs
 bench rdrop_encoder_jax 50 jax benchmarks/bench_rdrop.py --model encoder --batch 64 --repeats 15
 bench callbacks_jax 40 jax benchmarks/bench_callbacks.py
 bench layers_jax 45 jax benchmarks/bench_layers.py --shape 64 56 56 256 --no-per-call --repeats 8
@@ -48,9 +53,10 @@ bench callbacks_torch 30 torch benchmarks/bench_callbacks.py
 # Phase 2: evidence shards and the suite side by side, until BUDGET - 40 s.
 P2=$(( $(left) - 40 ))
 echo "[$(now) s] phase 2 (<= $P2 s)"
+[ -n "${EVIDENCE_PRIOR:-}" ] && cp "$EVIDENCE_PRIOR"/runs*.jsonl "$O/ev/"
 for i in 0 1 2 3 4 5 6 7; do
   KERAS_BACKEND=jax timeout "$P2" $PY examples/evidence.py --profile gpu --backend jax \
-    --out "$O/ev" --docs "$O/ev" --shard $i/8 > "$O/logs/evidence_shard$i.txt" 2>&1 &
+    --out "$O/ev" --docs "$O/ev" --shard $i/8 ${EVIDENCE_ARGS:-} > "$O/logs/evidence_shard$i.txt" 2>&1 &
 done
 for b in jax torch; do
   KERAS_BACKEND=$b timeout "$P2" $PY -m pytest -q -p no:cacheprovider -n 3 -v -rfE tests \
@@ -61,7 +67,7 @@ echo "[$(now) s] phase 2 done"
 tail -n 3 "$O"/logs/tests_*.txt
 tail -n 1 "$O"/logs/evidence_shard*.txt
 KERAS_BACKEND=jax timeout 60 $PY examples/evidence.py --profile gpu --backend jax \
-  --out "$O/ev" --docs "$O/ev" --merge > "$O/logs/evidence_merge.txt" 2>&1
+  --out "$O/ev" --docs "$O/ev" --merge ${EVIDENCE_ARGS:-} > "$O/logs/evidence_merge.txt" 2>&1
 tail -15 "$O/logs/evidence_merge.txt"
 tar -czf "$O/gpu.tar.gz" -C "$O" logs ev && rm -rf "$O/logs" "$O/ev"
 echo "[$(now) s] done"

@@ -69,7 +69,7 @@ PROFILES = {
         over_seeds=24, over_train=300, over_epochs=150, over_filters=(64, 128), over_batch=30,
         under_seeds=32, under_pool=1000, under_epochs=100, under_filters=(8, 16), under_batch=64,
         test_limit=None, curve_points=15, calib_images=300, jit_compile="auto",
-        fc_seeds=48, fc_units=(1024, 1024), fc_epochs=300,
+        fc_seeds=48, fc_units=(1024, 1024), fc_epochs=200,
     ),
     # Declared on 2026-11-26 after the cpu profile's results were seen and before this profile
     # ran: the cpu profile's design unchanged, twice its seed counts, on fresh seeds (100 on),
@@ -628,6 +628,7 @@ def run_jobs(args):
     import subprocess
 
     t0 = time.perf_counter()
+    args.started_at = time.time()
     if not args.resume:
         clear_runs(args.out)
     base = [sys.executable, os.path.abspath(__file__), "--profile", args.profile,
@@ -663,6 +664,7 @@ def main(args):
 
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # predict retrace notices
     t_start = time.perf_counter()
+    started_at = getattr(args, "started_at", time.time())
     load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     cfg = dict(PROFILES[args.profile])
     if args.seeds:
@@ -683,7 +685,6 @@ def main(args):
         else:
             clear_runs(args.out)
     done = {(r["regime"], r["method"], r["seed"]): r for r in runs}
-    n_resumed = len(runs)
     log(f"evidence: profile {args.profile}, backend {args.backend}, Keras {keras.__version__}, "
         f"{os.cpu_count()} CPUs; {len(done)} runs resumed")
     log(f"  overfit : {cfg['over_seeds']} seeds x {len(OVERFIT_METHODS)} methods, "
@@ -697,6 +698,7 @@ def main(args):
 
     def record(rec):
         rec["fingerprint"] = fingerprints[rec["regime"]]
+        rec["finished_at"] = time.time()
         runs.append(rec)
         done[(rec["regime"], rec["method"], rec["seed"])] = rec
         with open(runs_path, "a") as f:
@@ -745,7 +747,7 @@ def main(args):
     if args.shard:
         log(f"shard {shard[0]}/{shard[1]} done in {wall:.0f} s: {len(runs)} runs in {runs_path}")
         with open(os.path.join(args.out, f"shard{shard[0]}.wall.json"), "w") as f:
-            json.dump({"wall_seconds": wall, "shards": shard[1]}, f)
+            json.dump({"wall_seconds": wall, "shards": shard[1], "started_at": started_at}, f)
         return 0
     walls = []
     if args.merge:
@@ -754,6 +756,9 @@ def main(args):
         if walls:
             wall = max(w["wall_seconds"] for w in walls)  # the shards ran side by side
         wall = getattr(args, "wall_override", wall)
+        started_at = min([w.get("started_at", started_at) for w in walls] + [started_at])
+    # Runs from an earlier invocation (--resume), which this run's times do not include.
+    new_runs = [r for r in runs if r.get("finished_at", 0) >= started_at]
     meta = {
         "profile": args.profile,
         "command": "make evidence" if args.profile == "cpu" else
@@ -767,8 +772,8 @@ def main(args):
         "wall_seconds": wall,
         "jobs": max(args.jobs, len(walls) if args.merge else 1),
         "loadavg": [load_start, os.getloadavg()[0]] if load_start is not None else None,
-        "train_seconds": float(sum(r["seconds"] for r in runs)),
-        "resumed_runs": n_resumed,
+        "train_seconds": float(sum(r["seconds"] for r in new_runs)),
+        "resumed_runs": len(runs) - len(new_runs),
         "config": cfg,
         "recipe": {
             "dropout_rate": DROPOUT_RATE, "block_rate": BLOCK_RATE, "block_size": BLOCK_SIZE,

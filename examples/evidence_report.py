@@ -261,7 +261,10 @@ def build_markdown(runs, meta, claims_rows, support_rows, check_rows, prefix, he
         + (f"; 1-minute load average at start / end {load[0]:.1f} / {load[1]:.1f} on "
            f"{meta['cpus']} cores (the machine was shared)"
            if load and load[0] > max(meta["cpus"] * 0.6, meta.get("jobs", 1) + 0.5) else "") + ". "
-        "Refresh the README section with `python examples/evidence.py --readme-only`.")
+        "Refresh the README section with `python examples/evidence.py --readme-only`."
+        + (f" {meta['resumed_runs']} of the {len(runs)} runs were resumed (`--resume`) from this "
+           "profile's earlier run of the same design; the wall time and the time inside `fit` "
+           "count this run's new runs only." if meta.get("resumed_runs") else ""))
     add("")
     if confirm:
         add("**A replication.** This profile was declared after the cpu profile's results were "
