@@ -38,6 +38,7 @@ Usage:  KERAS_BACKEND=jax python benchmarks/bench_rdrop.py [--batch 128] [--step
 """
 
 import argparse
+import re
 import time
 
 import keras
@@ -130,7 +131,7 @@ def timed(fns, repeats, clock):
 class SteadyTimer(keras.callbacks.Callback):
     """Time per step from the end of batch `skip` to the end of the last batch.
 
-    With `sync_logs=False` the timer is `async_safe`: Keras (3.6+, JAX and TF) then converts
+    With `sync_logs=False` the timer is `async_safe`: Keras (JAX and torch backends) converts
     each step's logs to Python numbers in worker threads, as in a `fit` without per-batch
     callbacks, instead of blocking the step loop on every step's logs (one device-to-host
     copy per log entry, per step). `sync_logs=True` keeps that per-step stall, which is
@@ -171,8 +172,14 @@ def device_data(x, y, batch, steps):
     return lambda: ((xs, ys) for _ in range(steps))
 
 
-def jax_step_bytes(model, x, y):
-    """Bytes XLA assigns to one compiled train step (temporaries + outputs + arguments)."""
+_NOT_LAUNCHED = ("parameter", "tuple", "get-tuple-element", "constant", "bitcast")
+
+
+def jax_step_stats(model, x, y):
+    """(bytes, ops) of one compiled train step: the bytes XLA assigns to it (temporaries +
+    outputs + arguments), and the number of top-level operations of its entry computation
+    (fusions, copies, dots...: about one kernel launch each on a GPU, where a step this small
+    costs per launch; a CPU-side proxy for the GPU's launch count)."""
     import jax
 
     state = (
@@ -182,10 +189,16 @@ def jax_step_bytes(model, x, y):
         [v.value for v in model.metrics_variables],
     )
     data = (ops.convert_to_tensor(x), ops.convert_to_tensor(y))
-    stats = jax.jit(model.train_step).lower(state, data).compile().memory_analysis()
-    if stats is None:
-        return None
-    return stats.temp_size_in_bytes + stats.output_size_in_bytes + stats.argument_size_in_bytes
+    compiled = jax.jit(model.train_step).lower(state, data).compile()
+    stats = compiled.memory_analysis()
+    size = None if stats is None else (
+        stats.temp_size_in_bytes + stats.output_size_in_bytes + stats.argument_size_in_bytes)
+    text = compiled.as_text()
+    entry = text[text.index("\nENTRY"):]
+    entry = entry[: entry.index("\n}")]
+    kinds = [re.search(r"= \S+ ([\w-]+)\(", line) for line in entry.splitlines()[1:]]
+    launches = sum(1 for k in kinds if k and k.group(1) not in _NOT_LAUNCHED)
+    return size, launches
 
 
 def gpu_peak_bytes(run):
@@ -281,7 +294,9 @@ def main():
     p_rdrop, p_plain = timed(pred_fns, reps, clock)
 
     if BACKEND == "jax":
-        mem = [jax_step_bytes(rdrop, x_b, y_b), jax_step_bytes(hand, x_b, y_b), jax_step_bytes(plain, x, y)]
+        stats = [jax_step_stats(m, xs, ys) for m, xs, ys in
+                 ((rdrop, x_b, y_b), (hand, x_b, y_b), (plain, x, y), (rdrop0, x_b, y_b))]
+        mem = [s[0] for s in stats]
         mem_note = "XLA buffer assignment of the compiled step"
     else:
         one = lambda m, d: m.fit(d(), epochs=1, steps_per_epoch=1, verbose=0, shuffle=False)  # noqa: E731
@@ -308,6 +323,10 @@ def main():
           f"ratio {ratio(p_rdrop, p_plain):.3f} (target <= 1.05)")
     print(f"memory      RDrop(B) {fmt_bytes(mem[0])}  hand-tiled(B) {fmt_bytes(mem[1])}  "
           f"plain(2B) {fmt_bytes(mem[2])}  ({mem_note})")
+    if BACKEND == "jax":
+        n = [s[1] for s in stats]
+        print(f"launches    RDrop(B) {n[0]}  hand-tiled(B) {n[1]}  plain(2B) {n[2]}  RDrop(alpha=0) {n[3]}  "
+              "(top-level ops of the compiled step on this device)")
 
 
 if __name__ == "__main__":
