@@ -110,6 +110,20 @@ class StepTimer(keras.callbacks.Callback):
                 self.t1 = time.perf_counter()
 
 
+class LaunchCounter(keras.callbacks.Callback):
+    """JAX: top-level ops of the compiled train step as this `fit` runs it (schedules
+    installed), about one kernel launch each on a GPU (see bench_rdrop.jax_step_stats)."""
+
+    def __init__(self, x, y):
+        super().__init__()
+        self.x, self.y, self.launches = x, y, None
+
+    def on_train_begin(self, logs=None):
+        from bench_rdrop import jax_step_stats
+
+        self.launches = jax_step_stats(self.model, self.x, self.y)[1]
+
+
 def _eager():
     if keras.backend.backend() != "tensorflow":
         return True
@@ -180,6 +194,13 @@ def main():
                 writes[name] = w
                 if name == "in_step":
                     assert callbacks[0].evaluation == "in_step"
+        launches = {}
+        if backend == "jax":
+            for name in ("none", "in_step"):
+                counter = LaunchCounter(x, y)
+                model.fit(batches(), steps_per_epoch=1, epochs=1, verbose=0,
+                          callbacks=configs[name]() + [counter])
+                launches[name] = counter.launches
 
     base = min(times["none"])
     print(
@@ -197,6 +218,9 @@ def main():
             f"{name:8s} step {t * 1e3:.3f} ms  ratio {t / base:.4f}  "
             f"host rate writes per step {writes[name]:.1f}  per fit: {extra:+.1f} ms"
         )
+    if launches:
+        print(f"launches per step (top-level ops of the compiled step): none {launches['none']}, "
+              f"in_step {launches['in_step']}")
     print("target: in_step ratio <= 1.02 (CPU), <= 1.01 (GPU)")
 
 
