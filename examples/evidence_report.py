@@ -138,22 +138,15 @@ def checks(runs, meta, claims_rows):
     cfg = meta["config"]
     rows.append(("All methods of a seed start from identical initial weights (seeded "
                  "initialisers, compared bit for bit)", bool(meta["same_init"])))
-    over = [r for r in runs if r["regime"] == "overfit" and r["method"] == "none"]
-    if over:
-        loss = float(np.mean([r["train_loss_clean"] for r in over]))
-        acc = float(np.mean([r["train_acc_clean"] for r in over]))
-        test = float(np.mean([r["test_loss"] for r in over]))
-        rows.append((f"Overfitting regime: without dropout the CNN reaches ~zero training loss "
-                     f"(eval mode {loss:.4f}, train accuracy {acc:.4f}) while the test loss is "
-                     f"{test:.3f}", loss < 0.01 and acc > 0.999))
-    fc = [r for r in runs if r["regime"] == "fc" and r["method"] == "none"]
-    if fc:
-        loss = float(np.mean([r["train_loss_clean"] for r in fc]))
-        acc = float(np.mean([r["train_acc_clean"] for r in fc]))
-        test = float(np.mean([r["test_loss"] for r in fc]))
-        rows.append((f"Fully connected regime: without dropout the MLP reaches ~zero training "
-                     f"loss (eval mode {loss:.5f}, train accuracy {acc:.4f}) while the test loss "
-                     f"is {test:.3f}", loss < 0.01 and acc > 0.999))
+    for regime, label, net in (("overfit", "Overfitting", "CNN"), ("fc", "Fully connected", "MLP")):
+        none = [r for r in runs if r["regime"] == regime and r["method"] == "none"]
+        if none:
+            loss = float(np.mean([r["train_loss_clean"] for r in none]))
+            acc = float(np.mean([r["train_acc_clean"] for r in none]))
+            test = float(np.mean([r["test_loss"] for r in none]))
+            rows.append((f"{label} regime: without dropout the {net} reaches ~zero training loss "
+                         f"(eval mode {loss:.5f}, train accuracy {acc:.4f}) while the test loss "
+                         f"is {test:.3f}", loss < 0.01 and acc > 0.999))
     under = [r for r in runs if r["regime"] == "underfit" and r["method"] == "none"]
     if under:
         aug = float(np.mean([r["train_loss_aug"] for r in under]))

@@ -67,3 +67,25 @@ def test_evidence_smoke(tmp_path):
     text = readme.read_text()
     assert "OLD" not in text and "](docs/evidence_claims.png)" in text
     assert text.endswith("<!-- evidence:end -->\ntail\n")
+
+
+def test_regime_fingerprints_keep_other_regimes_runs():
+    """`--resume` keeps a regime's runs when only another regime's settings change."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        import evidence
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    cfg = dict(evidence.PROFILES["cpu"])
+    fp = {g: evidence.regime_fingerprint("cpu", "tensorflow", cfg, g) for g in evidence.REGIMES}
+    assert len(set(fp.values())) == len(evidence.REGIMES)
+    changed = dict(cfg, fc_epochs=cfg["fc_epochs"] + 1)
+    after = {g: evidence.regime_fingerprint("cpu", "tensorflow", changed, g) for g in evidence.REGIMES}
+    assert after["overfit"] == fp["overfit"] and after["underfit"] == fp["underfit"]
+    assert after["fc"] != fp["fc"]
+    # The fc regime trains on the overfitting regime's images: their count is part of it.
+    changed = dict(cfg, over_train=cfg["over_train"] + 1)
+    after = {g: evidence.regime_fingerprint("cpu", "tensorflow", changed, g) for g in evidence.REGIMES}
+    assert after["fc"] != fp["fc"] and after["overfit"] != fp["overfit"]
+    assert after["underfit"] == fp["underfit"]
+    assert evidence.regime_fingerprint("confirm", "tensorflow", cfg, "fc") != fp["fc"]
