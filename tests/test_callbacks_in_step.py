@@ -267,3 +267,24 @@ def test_gradient_accumulation_follows_optimizer_updates():
               epochs=1, verbose=0, callbacks=[cb, Rates()])
     # Six micro-batches are three optimizer updates: steps 0, 0, 1, 1, 2, 2.
     np.testing.assert_allclose(rates, [0.0, 0.0, 0.1, 0.1, 0.2, 0.2], atol=1e-7)
+
+
+@pytest.mark.parametrize("jit", JITS)
+def test_layers_sharing_a_scale_share_one_rate_and_others_keep_theirs(jit):
+    """A relative schedule over rates 0.1, 0.3, 0.1, 0.3: two groups of layers with equal
+    knots (computed once per group on JAX); each layer ends at its own rate."""
+    inp = keras.Input((4,))
+    x = inp
+    layers = []
+    for i, r in enumerate((0.1, 0.3, 0.1, 0.3)):
+        layers.append(kd.layers.ScheduledDropout(r, seed=i, name=f"g{i}"))
+        x = layers[-1](x)
+    model = keras.Model(inp, keras.layers.Dense(1)(x))
+    model.compile(keras.optimizers.SGD(1e-6), "mse", jit_compile=jit)
+    cb = kd.callbacks.DropoutScheduler(kd.schedules.LinearRamp(1.0, end_step=8), relative=True)
+    model.fit(np.ones((12, 4)), np.ones((12, 1)), batch_size=4, epochs=1, verbose=0, callbacks=[cb])
+    assert cb.evaluation == "in_step"
+    rates = np.array([float(layer.rate) for layer in layers])
+    assert 0 < rates[0] < 0.05  # the scheduled rate (factor <= 3/8), not the configured 0.1
+    np.testing.assert_allclose(rates[[2, 3]], rates[[0, 1]], rtol=0, atol=0)
+    np.testing.assert_allclose(rates[1], 3 * rates[0], rtol=1e-5)

@@ -64,7 +64,7 @@ class StepSchedules:
         self._session = None
         self._owners = {}  # id(layer) -> (layer, callback)
         self._log_keys = {}  # log key -> callback
-        self._knot_layers = []
+        self._knot_groups = []  # lists of layers whose `rate_schedule` values are equal
         self._fn_groups = []
         self._installed = False
         self._saved_train_step = _MISSING
@@ -86,7 +86,7 @@ class StepSchedules:
             self._session = session
             self._owners = {}
             self._log_keys = {}
-            self._knot_layers = []
+            self._knot_groups = []
             self._fn_groups = []
 
     def claim(self, callback, layers, log_key):
@@ -112,8 +112,12 @@ class StepSchedules:
             self._owners[id(layer)] = (layer, callback)
 
     def add_knots(self, layers):
-        """Schedules `layers` from their `rate_schedule` variables."""
-        self._knot_layers.extend(layers)
+        """Schedules `layers` from their `rate_schedule` variables, which hold equal values.
+
+        On JAX the step computes the group's rate once, from the first layer's knots: one
+        scalar computation per layer was a kernel launch per layer on a GPU.
+        """
+        self._knot_groups.append(list(layers))
         self._install()
 
     def add_fn(self, fn, layers, scales):
@@ -126,7 +130,7 @@ class StepSchedules:
     def _key(self, model):
         return (
             id(self._saved_train_function),
-            tuple(id(layer) for layer in self._knot_layers),
+            tuple(tuple(id(layer) for layer in g) for g in self._knot_groups),
             tuple(g.key() for g in self._fn_groups),
             model.steps_per_execution,
             model.jit_compile,
@@ -185,7 +189,7 @@ class StepSchedules:
         self._session = None
         self._owners = {}
         self._log_keys = {}
-        self._knot_layers = []
+        self._knot_groups = []
         self._fn_groups = []
 
     # The wrapper ---------------------------------------------------------------------------------
@@ -197,7 +201,8 @@ class StepSchedules:
 
     def _make_wrapper(self, model):
         original = self._original_step(model)
-        knot_layers = list(self._knot_layers)
+        knot_groups = [list(g) for g in self._knot_groups]
+        knot_layers = [layer for g in knot_groups for layer in g]
         groups = list(self._fn_groups)
         layers = knot_layers + [layer for g in groups for layer in g.layers]
         if not layers:
@@ -215,14 +220,17 @@ class StepSchedules:
             return ops.clip(ops.where(ops.isnan(r), 0.0, r), 0.0, 1.0)
 
         def rate_list(step, knots):
-            """One float32 scalar per layer (JAX). Kept unstacked: under XLA on JAX,
+            """One float32 scalar per layer (JAX), computed once per knot group (`knots`:
+            the first layer's knots of each group). Kept unstacked: under XLA on JAX,
             stacking 50 schedules and slicing the rates back out cost 30% of a
             dispatch-bound step (CPU proxy of a GPU step; see benchmarks/RESULTS.md)."""
-            out = [two_knots(step, k[0], k[1], k[2], k[3]) for k in knots]
+            out = []
+            for k, group in zip(knots, knot_groups):
+                out.extend([two_knots(step, k[0], k[1], k[2], k[3])] * len(group))
             for group in groups:
                 value = ops.cast(group.fn(step), "float32")
                 out.extend(value * s for s in group.scales)
-            return [clean(r) for r in out]
+            return [clean(r) for r in out]  # XLA merges the repeated `clean` of one group
 
         def rate_vector(step, knots):
             """All rates as one vector (torch: a handful of eager kernels, not 50;
@@ -240,7 +248,7 @@ class StepSchedules:
         if backend == "jax":
             non_trainable = {id(v): i for i, v in enumerate(model.non_trainable_variables)}
             rate_slots = [non_trainable[id(v)] for v in rate_vars]
-            knot_slots = [non_trainable[id(v)] for v in knot_vars]
+            knot_slots = [non_trainable[id(g[0].rate_schedule_variable)] for g in knot_groups]
             optimizer_vars = [id(v) for v in model.optimizer.variables]
             step_slot = optimizer_vars.index(id(counter))
 

@@ -227,12 +227,15 @@ class DropoutScheduler(keras.callbacks.Callback):
         layers = [self.targets[i] for i in package]
         if isinstance(schedule, Schedule):
             a, b, v0, v1 = schedule.knots()
+            by_scale = {}  # layers with one scale share their knots
             for i in package:
                 s = self._scales[i]
                 self.targets[i].rate_schedule_variable.assign(
                     np.asarray([a, b, v0 * s, v1 * s], "float32")
                 )
-            hub.add_knots(layers)
+                by_scale.setdefault(s, []).append(self.targets[i])
+            for group in by_scale.values():
+                hub.add_knots(group)
         else:
             counter, _ = optimizer_step_counter(self._model.optimizer)
             dtype = keras.backend.standardize_dtype(counter.dtype)
