@@ -18,7 +18,7 @@ Regimes (fixed before their results were looked at; see PROFILES and the constan
                final training loss (eval mode, fixed clean set) and test accuracy
     fc         the overfit regime's data with Srivastava et al.'s fully connected MNIST network
                (dropout 0.2 on the inputs, 0.5 on the hidden units): none, Dropout, R-Drop, late
-               dropout (added 2026-11-26, before any of its runs; see PROFILES and CLAIMS)
+               dropout (added 2026-11-26, before its runs but one `none` check; see PROFILES)
     equal-fraction  ProbDropBlock's rate calibrated (per seed, per layer) so that it drops the
                same fraction of units as DropBlock on the trained networks' own features
 
@@ -120,7 +120,7 @@ LABELS = {
 
 # The claims: (id, claim, paper, regime, a, b, metric, higher_is_better). Fixed before any
 # run, except that C1, C5 and C8 moved from the CNN ("overfit") to the fully connected
-# regime ("fc") on 2026-11-26, before any fc run (see PROFILES): Srivastava et al. show
+# regime ("fc") on 2026-11-26, before the fc runs (see PROFILES): Srivastava et al. show
 # dropout on fully connected MNIST networks, and R-Drop and late dropout are changes to how
 # dropout is applied, so they are judged where dropout itself is the network's regulariser.
 # Their CNN versions stay below as further comparisons.

@@ -111,13 +111,14 @@ class StepSchedules:
         for layer in layers:
             self._owners[id(layer)] = (layer, callback)
 
-    def add_knots(self, layers):
-        """Schedules `layers` from their `rate_schedule` variables, which hold equal values.
+    def add_knots(self, groups):
+        """Schedules the layers of `groups` (lists of layers) from their `rate_schedule`
+        variables; the layers of one group hold equal values.
 
-        On JAX the step computes the group's rate once, from the first layer's knots: one
+        On JAX the step computes a group's rate once, from its first layer's knots: one
         scalar computation per layer was a kernel launch per layer on a GPU.
         """
-        self._knot_groups.append(list(layers))
+        self._knot_groups.extend(list(g) for g in groups)
         self._install()
 
     def add_fn(self, fn, layers, scales):

@@ -234,8 +234,7 @@ class DropoutScheduler(keras.callbacks.Callback):
                     np.asarray([a, b, v0 * s, v1 * s], "float32")
                 )
                 by_scale.setdefault(s, []).append(self.targets[i])
-            for group in by_scale.values():
-                hub.add_knots(group)
+            hub.add_knots(list(by_scale.values()))
         else:
             counter, _ = optimizer_step_counter(self._model.optimizer)
             dtype = keras.backend.standardize_dtype(counter.dtype)
