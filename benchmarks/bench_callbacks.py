@@ -56,7 +56,12 @@ def build(n_layers, width):
 
 
 class WriteCounter(keras.callbacks.Callback):
-    """Counts host `assign` calls on the rate variables while batches run."""
+    """Counts host `assign` calls on the rate variables while batches run (up to the start
+    of the last batch: the host path writes in `on_train_batch_begin`, before this runs).
+
+    A batch-begin hook leaves Keras free to hand the batch-end hooks to worker threads
+    (`async_safe` StepTimer), so the step loop is not stalled on every step's logs.
+    """
 
     def __init__(self, variables):
         super().__init__()
@@ -85,7 +90,7 @@ class WriteCounter(keras.callbacks.Callback):
         RateWriter.write = counted_write
         self._writer = writer
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_begin(self, batch, logs=None):
         self.at_last_batch = self.count
 
     def on_train_end(self, logs=None):
@@ -95,7 +100,13 @@ class WriteCounter(keras.callbacks.Callback):
 
 
 class StepTimer(keras.callbacks.Callback):
-    """Wall time from the end of batch `skip` to the end of the last batch, synced."""
+    """Wall time from the end of batch `skip` to the end of the last batch, synced.
+
+    `async_safe`: on JAX and torch Keras runs batch-end hooks in worker threads, as in a `fit`
+    without per-batch callbacks, so the other steps' logs do not stall the step loop.
+    """
+
+    async_safe = True
 
     def __init__(self, skip, steps):
         super().__init__()
