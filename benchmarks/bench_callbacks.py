@@ -37,6 +37,8 @@ import warnings
 import keras
 import numpy as np
 
+from bench_rdrop import SteadyTimer, jax_step_stats
+
 import keras_dropouts as kd
 from keras_dropouts.callbacks._assign import RateWriter
 
@@ -60,7 +62,7 @@ class WriteCounter(keras.callbacks.Callback):
     of the last batch: the host path writes in `on_train_batch_begin`, before this runs).
 
     A batch-begin hook leaves Keras free to hand the batch-end hooks to worker threads
-    (`async_safe` StepTimer), so the step loop is not stalled on every step's logs.
+    (bench_rdrop's `SteadyTimer`), so the step loop is not stalled on every step's logs.
     """
 
     def __init__(self, variables):
@@ -99,28 +101,6 @@ class WriteCounter(keras.callbacks.Callback):
         RateWriter.write = self._writer
 
 
-class StepTimer(keras.callbacks.Callback):
-    """Wall time from the end of batch `skip` to the end of the last batch, synced.
-
-    `async_safe`: on JAX and torch Keras runs batch-end hooks in worker threads, as in a `fit`
-    without per-batch callbacks, so the other steps' logs do not stall the step loop.
-    """
-
-    async_safe = True
-
-    def __init__(self, skip, steps):
-        super().__init__()
-        self.skip, self.last = skip, steps - 1
-
-    def on_train_batch_end(self, batch, logs=None):
-        if batch in (self.skip, self.last):
-            keras.ops.convert_to_numpy(logs["loss"])  # waits for the queued steps
-            if batch == self.skip:
-                self.t0 = time.perf_counter()
-            else:
-                self.t1 = time.perf_counter()
-
-
 class LaunchCounter(keras.callbacks.Callback):
     """JAX: top-level ops of the compiled train step as this `fit` runs it (schedules
     installed), about one kernel launch each on a GPU (see bench_rdrop.jax_step_stats)."""
@@ -130,8 +110,6 @@ class LaunchCounter(keras.callbacks.Callback):
         self.x, self.y, self.launches = x, y, None
 
     def on_train_begin(self, logs=None):
-        from bench_rdrop import jax_step_stats
-
         self.launches = jax_step_stats(self.model, self.x, self.y)[1]
 
 
@@ -180,12 +158,13 @@ def main():
 
     def run(name, steps=args.steps):
         counter = WriteCounter(rate_vars)
-        timer = StepTimer(min(args.skip, steps - 2), steps)
+        steady = []
+        timer = SteadyTimer(min(args.skip, steps - 2), steps, time.perf_counter, steady)
         callbacks = configs[name]() + [counter, timer]
         start = time.perf_counter()
         model.fit(batches(), steps_per_epoch=steps, epochs=1, verbose=0, callbacks=callbacks)
         total = time.perf_counter() - start
-        step = (timer.t1 - timer.t0) / (timer.last - timer.skip)
+        step = steady[0]
         # What the fit cost beyond its steps at the steady-state rate.
         once = total - step * steps
         return step, once, counter.at_last_batch / steps, callbacks

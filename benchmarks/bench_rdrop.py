@@ -142,14 +142,19 @@ class SteadyTimer(keras.callbacks.Callback):
         super().__init__()
         self.async_safe = not sync_logs
         self.skip, self.last, self.clock, self.out = skip, steps - 1, clock, out
+        self.times = {}
+
+    def on_train_begin(self, logs=None):
+        self.times = {}  # one timer serves every `fit` of a model
 
     def on_train_batch_end(self, batch, logs=None):
         if batch in (self.skip, self.last):
             ops.convert_to_numpy(logs["loss"])  # waits for the steps queued on the device
-            if batch == self.skip:
-                self.t0 = self.clock()
-            else:
-                self.out.append((self.clock() - self.t0) / (self.last - self.skip))
+            # Async hooks may run in any order (a thread pool): each end keeps its own time.
+            self.times[batch] = self.clock()
+            if len(self.times) == 2:
+                t = (self.times[self.last] - self.times[self.skip]) / (self.last - self.skip)
+                self.out.append(t)
 
 
 def median(values):

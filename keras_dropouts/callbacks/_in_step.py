@@ -227,11 +227,11 @@ class StepSchedules:
             dispatch-bound step (CPU proxy of a GPU step; see benchmarks/RESULTS.md)."""
             out = []
             for k, group in zip(knots, knot_groups):
-                out.extend([two_knots(step, k[0], k[1], k[2], k[3])] * len(group))
+                out.extend([clean(two_knots(step, k[0], k[1], k[2], k[3]))] * len(group))
             for group in groups:
                 value = ops.cast(group.fn(step), "float32")
-                out.extend(value * s for s in group.scales)
-            return [clean(r) for r in out]  # XLA merges the repeated `clean` of one group
+                out.extend(clean(value * s) for s in group.scales)
+            return out
 
         def rate_vector(step, knots):
             """All rates as one vector (torch: a handful of eager kernels, not 50;

@@ -224,7 +224,6 @@ class DropoutScheduler(keras.callbacks.Callback):
             self.evaluation = None
             return
         schedule = self._active_schedule
-        layers = [self.targets[i] for i in package]
         if isinstance(schedule, Schedule):
             a, b, v0, v1 = schedule.knots()
             by_scale = {}  # layers with one scale share their knots
@@ -251,6 +250,7 @@ class DropoutScheduler(keras.callbacks.Callback):
                 self.evaluation = "host"
                 self._host_idx = package
                 return
+            layers = [self.targets[i] for i in package]
             hub.add_fn(schedule, layers, [self._scales[i] for i in package])
         self.evaluation = "in_step"
         self._in_step_idx = package
