@@ -243,6 +243,7 @@ def main():
     parser.add_argument("--skip", type=int, default=4, help="train steps before steady timing")
     parser.add_argument("--model", choices=("mlp", "encoder"), default="mlp")
     parser.add_argument("--seq-len", type=int, default=128, help="encoder only")
+    parser.add_argument("--raw", action="store_true", help="also print every repeat's steady times")
     parser.add_argument("--sync-logs", action="store_true",
                         help="convert every step's logs in the step loop (as verbose=1 does)")
     args = parser.parse_args()
@@ -321,6 +322,9 @@ def main():
               f"plain(2B) {ms(p2):7.3f} ms  RDrop(alpha=0) {ms(a0):7.3f} ms")
         print(f"    RDrop / hand-tiled {ratio(a, h):.3f} (target <= 1.03 CPU, 1.02 GPU)   "
               f"RDrop / plain(2B) {ratio(a, p2):.3f}   RDrop(alpha=0) / hand-tiled {ratio(a0, h):.3f}")
+    if args.raw:
+        for name, t in (("RDrop", s_rdrop), ("hand-tiled", s_hand), ("plain(2B)", s_plain2), ("RDrop(alpha=0)", s_rdrop0)):
+            print(f"    steady {name:15s} " + " ".join(f"{1e3 * v:.3f}" for v in t))
     ms = lambda t: 1e3 * median(t) / steps  # noqa: E731
     print(f"evaluate    RDrop(B) {ms(e_rdrop):7.3f} ms  plain(B) {ms(e_plain):7.3f} ms  "
           f"ratio {ratio(e_rdrop, e_plain):.3f} (target <= 1.05)")

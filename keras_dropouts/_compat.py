@@ -37,6 +37,18 @@ def set_keras_mask(x, mask):
     _set_keras_mask(x, mask)
 
 
+# ------------------------------------------------------------------------ scopes
+
+
+# Keras 3.8 - 3.15: `keras.src.backend.common.stateless_scope`.
+from keras.src.backend.common.stateless_scope import in_stateless_scope as _in_scope  # noqa: E402
+
+
+def in_stateless_scope():
+    """Whether a `keras.StatelessScope` is active (variable updates are collected, not applied)."""
+    return _in_scope()
+
+
 # ------------------------------------------------------------------------ layers
 
 

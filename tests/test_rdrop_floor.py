@@ -123,12 +123,15 @@ def test_one_split_and_one_plan_per_step(monkeypatch):
     model.train_on_batch(x, y)  # traces (TF) / first step builds the plan
     splits, plans = [], []
     original_split, original_terms = RDropModel._split, plan_lib.consistency_terms
-    monkeypatch.setattr(RDropModel, "_split", lambda self, t: splits.append(1) or original_split(self, t))
+    monkeypatch.setattr(
+        RDropModel, "_split", lambda self, t, *a: splits.append(a) or original_split(self, t, *a)
+    )
     monkeypatch.setattr(plan_lib, "consistency_terms", lambda *a: plans.append(1) or original_terms(*a))
     for _ in range(3):
         model.train_on_batch(x, y)
     assert plans == []
-    assert len(splits) == (0 if BACKEND == "tensorflow" else 3)  # TF: traced once, before
+    # TF: traced once, before. The tiled loss needs the first pass only (for the metrics).
+    assert splits == ([] if BACKEND == "tensorflow" else [(1,)] * 3)
 
 
 def test_add_loss_mean_in_forward_counted_once():
@@ -192,3 +195,66 @@ def test_every_k_keeps_a_train_step_wrapper_installed_on_the_instance():
     assert ["consistency_loss" in k for k in keys] == [True, False, True, False]
     assert model.__dict__["train_step"] is wrapper
     assert calls  # both variants went through the wrapper (traced once each on TF/JAX)
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's branch")
+@pytest.mark.parametrize("passes", [2, 3])
+@pytest.mark.parametrize(
+    "kind,from_logits,dtype",
+    [("kl", True, "float32"), ("kl", True, "float16"), ("kl", False, "float32"),
+     ("binary_kl", True, "float32"), ("binary_kl", False, "float32"), ("mse", False, "float32")],
+)
+def test_xla_term_equals_graph_ops_in_value_and_gradient(kind, from_logits, dtype, passes):
+    import tensorflow as tf
+
+    from keras_dropouts.models import _consistency_tf
+
+    rng = np.random.default_rng(5)
+    z = rng.normal(size=(passes * 6, 5)).astype("float32")
+    if not from_logits:
+        z = 1.0 / (1.0 + np.exp(-z)) if kind == "binary_kl" else np.exp(z) / np.exp(z).sum(-1, keepdims=True)
+    z = tf.constant(z.astype(dtype))
+    xla = _consistency_tf.compiled(_consistency.tiled, kind, passes, from_logits, 0.7)
+
+    @tf.function
+    def value_and_gradient(fn):
+        with tf.GradientTape() as tape:
+            tape.watch(z)
+            value = fn(z) * 3.0  # an upstream gradient other than 1
+        return value, tape.gradient(value, z)
+
+    got = value_and_gradient(xla)
+    ref = value_and_gradient(lambda t: _consistency.tiled(kind, t, passes, from_logits, 0.7))
+    assert got[1].dtype == z.dtype
+    tol = 1e-5 if dtype == "float32" else 1e-3
+    np.testing.assert_allclose(to_np(got[0]), to_np(ref[0]), rtol=tol, atol=1e-7)
+    np.testing.assert_allclose(to_np(got[1]).astype("float32"), to_np(ref[1]).astype("float32"), rtol=tol, atol=1e-6)
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's branch")
+@pytest.mark.parametrize("mode", ["graph", "jit_compile", "run_eagerly"])
+def test_xla_term_only_where_the_step_has_no_xla(monkeypatch, mode):
+    from keras_dropouts.models import _consistency_tf
+
+    x, y = data(16)
+    model = _sgd_ce(
+        RDropModel(*mlp(rate=0.3), alpha=1.0),
+        jit_compile=mode == "jit_compile", run_eagerly=mode == "run_eagerly",
+    )
+    seen = []
+    original = _consistency_tf.wanted
+    monkeypatch.setattr(_consistency_tf, "wanted", lambda m: seen.append(original(m)) or seen[-1])
+    model.train_on_batch(x, y)
+    assert seen == [mode == "graph"]
+
+
+def test_tracker_updates_are_collected_in_a_stateless_scope():
+    model = RDropModel(*mlp(rate=0.3), alpha=1.0)
+    tracker = model.consistency_tracker
+    with keras.StatelessScope() as scope:
+        tracker.update_state(ops.convert_to_tensor(2.5))
+    assert float(to_np(tracker.total)) == 0.0 and float(to_np(tracker.count)) == 0.0
+    assert float(to_np(scope.get_current_value(tracker.total))) == 2.5
+    tracker.update_state(ops.convert_to_tensor(2.5))
+    tracker.update_state(ops.convert_to_tensor(0.5))
+    assert float(to_np(tracker.result())) == pytest.approx(1.5)

@@ -33,6 +33,8 @@ from keras_dropouts.ops.divergence import (
     symmetric_kl,
 )
 
+_TORCH = keras.backend.backend() == "torch"
+
 _PAIR_FNS = {
     "kl": lambda a, b, logits, mask, sw: symmetric_kl(a, b, from_logits=logits, mask=mask, sample_weight=sw),
     "binary_kl": lambda a, b, logits, mask, sw: binary_symmetric_kl(
@@ -52,7 +54,30 @@ def pairwise(kind, parts, pairs, from_logits, mask=None, sample_weight=None):
     return total
 
 
-def _transforms(kind, z, from_logits):
+class _KerasOps:
+    """The few ops the tiled term needs, as `keras.ops` (any backend, symbolic or not)."""
+
+    float32 = staticmethod(lambda z: ops.cast(z, "float32"))
+    softmax = staticmethod(lambda z: ops.softmax(z, axis=-1))
+    sigmoid = staticmethod(ops.sigmoid)
+    clip = staticmethod(ops.clip)
+    log = staticmethod(ops.log)
+    roll = staticmethod(lambda v, shift: ops.roll(v, shift, axis=0))
+    sum = staticmethod(ops.sum)
+
+
+def _ops_for(z):
+    """torch's own functions for a torch tensor (each `keras.ops` call costs its argument
+    conversion and dtype checks on every eager step), else `keras.ops`."""
+    if _TORCH:
+        from keras_dropouts.models import _rdrop_torch
+
+        if _rdrop_torch.handles(z):
+            return _rdrop_torch.OPS
+    return _KerasOps
+
+
+def _transforms(xp, kind, z, from_logits):
     """Per-element `(u, v)` whose per-position divergence is `sum((u_a - u_b) * (v_a - v_b))`."""
     if kind == "mse":
         return z, z
@@ -61,31 +86,37 @@ def _transforms(kind, z, from_logits):
         if from_logits:
             # log p = z - logsumexp(z), and sum_c (p_a - p_b) = 0, so the logsumexp
             # terms cancel: sum((p_a - p_b) * (log p_a - log p_b)) = sum((p_a - p_b) * (z_a - z_b)).
-            return ops.softmax(z, axis=-1), z
-        return ops.clip(z, 0.0, 1.0), ops.log(ops.clip(z, eps, 1.0))
+            return xp.softmax(z), z
+        return xp.clip(z, 0.0, 1.0), xp.log(xp.clip(z, eps, 1.0))
     # binary_kl
     if from_logits:
-        return ops.sigmoid(z), z
-    logits = ops.log(ops.clip(z, eps, 1.0)) - ops.log(ops.clip(1.0 - z, eps, 1.0))
-    return ops.clip(z, 0.0, 1.0), logits
+        return xp.sigmoid(z), z
+    logits = xp.log(xp.clip(z, eps, 1.0)) - xp.log(xp.clip(1.0 - z, eps, 1.0))
+    return xp.clip(z, 0.0, 1.0), logits
 
 
-def tiled(kind, tiled_output, passes, from_logits, weight):
+def tiled(kind, tiled_output, passes, from_logits, weight, xla=False):
     """`weight * sum over pairs of D(pass a, pass b)`, from the tiled output, no mask/weights.
 
     `D` is the mean over positions, as the `ops.divergence` functions reduce it:
     the KLs are halved (`(KL(P||Q) + KL(Q||P)) / 2`), the symmetric KL sums the
     class axis (`kl`), the binary KL and the squared difference average the last
-    axis (`binary_kl`, `mse`).
+    axis (`binary_kl`, `mse`). `xla=True` (TensorFlow only) runs it, forward and
+    backward, as one XLA computation each: see `_consistency_tf.py`.
     """
-    z = ops.cast(tiled_output, "float32")
+    if xla:
+        from keras_dropouts.models import _consistency_tf
+
+        return _consistency_tf.compiled(tiled, kind, passes, from_logits, weight)(tiled_output)
+    xp = _ops_for(tiled_output)
+    z = xp.float32(tiled_output)
     shape = tuple(z.shape)
-    u, v = _transforms(kind, z, from_logits)
+    u, v = _transforms(xp, kind, z, from_logits)
     n = shape[0]
     b = n // passes if n is not None else ops.shape(z)[0] // passes
     total = None
     for k in range(1, passes):
-        s = ops.sum(u * (v - ops.roll(v, k * b, axis=0)))
+        s = xp.sum(u * (v - xp.roll(v, k * b)))
         total = s if total is None else total + s
     scale = weight * (1.0 if kind == "mse" else 0.5)
     # Positions per pass: every element, except that `kl` sums the class axis.

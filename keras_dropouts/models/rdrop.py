@@ -22,6 +22,11 @@ from keras_dropouts.models import _consistency
 from keras_dropouts.models import _rdrop_plan as plan_lib
 
 _TORCH = keras.backend.backend() == "torch"
+_TENSORFLOW = keras.backend.backend() == "tensorflow"
+if _TORCH:
+    from keras_dropouts.models import _rdrop_torch
+if _TENSORFLOW:
+    from keras_dropouts.models import _consistency_tf
 
 
 def _dropout_like_classes():
@@ -58,7 +63,7 @@ def _tile(structure, m):
     """Each tensor of `structure` repeated `m` times along axis 0 (None stays None)."""
     if structure is None:
         return None
-    if not keras.tree.is_nested(structure):
+    if not _is_nested(structure):
         return ops.concatenate([structure] * m, axis=0)
     return keras.tree.map_structure(
         lambda t: t if t is None else ops.concatenate([t] * m, axis=0), structure
@@ -80,12 +85,16 @@ class _RunningMean(keras.metrics.Metric):
         self._muted = muted
 
     def update_state(self, value):
+        if _TORCH and _rdrop_torch.add_to_running_mean(self.total, self.count, value):
+            return
         self.total.assign_add(ops.cast(value, self.dtype))
         self.count.assign_add(1.0)
 
     def result(self):
         if self._muted is not None and self._muted():
             return 0.0
+        if _TORCH:
+            return _rdrop_torch.running_mean(self.total, self.count)
         return self.total / ops.maximum(self.count, 1.0)
 
 
@@ -300,7 +309,7 @@ class RDropModel(keras.Model):
         # steps call `call` directly.) Symbolic inputs keep the full path.
         if _TORCH and self.built and len(args) == 1 and kwargs.keys() <= {"training"}:
             x = args[0]
-            first = keras.tree.flatten(x)[0] if keras.tree.is_nested(x) else x
+            first = keras.tree.flatten(x)[0] if _is_nested(x) else x
             if not isinstance(first, keras.KerasTensor):
                 return self.call(x, training=kwargs.get("training"))
         return super().__call__(*args, **kwargs)
@@ -376,14 +385,15 @@ class RDropModel(keras.Model):
 
     # ---------------------------------------------------------------- loss
 
-    def _split(self, y_pred):
-        """Splits a tiled prediction structure into `passes` single-pass structures."""
+    def _split(self, y_pred, count=None):
+        """The first `count` (default: all) single-pass structures of a tiled prediction."""
         m = self.passes
-        if not keras.tree.is_nested(y_pred):
-            return _split_tensor(y_pred, m)
-        chunks = [[] for _ in range(m)]
+        count = m if count is None else count
+        if not _is_nested(y_pred):
+            return _split_tensor(y_pred, m, count)
+        chunks = [[] for _ in range(count)]
         for t in keras.tree.flatten(y_pred):
-            for k, part in enumerate(_split_tensor(t, m)):
+            for k, part in enumerate(_split_tensor(t, m, count)):
                 chunks[k].append(part)
         return [keras.tree.pack_sequence_as(y_pred, c) for c in chunks]
 
@@ -399,7 +409,9 @@ class RDropModel(keras.Model):
         key = _compat.compiled_loss_object(self)
         if plan is None or plan.key is not key:
             plan = self._rdrop_plan = _Plan(key, plan_lib.compiled_loss_is_tileable(self))
-        passes = self._split(y_pred)
+        # A tiled loss needs only the first pass (for the metrics); `_consistency` splits
+        # the rest if it needs them. A slice is one more op per step on TF's executor.
+        passes = self._split(y_pred, 1 if plan.tile_loss else m)
         self._rdrop_local.first_pass = (y_pred, passes[0])  # reused by compute_metrics
         if sample_weight is not None:
             plan_lib.check_sample_weight(sample_weight, passes[0])
@@ -421,7 +433,8 @@ class RDropModel(keras.Model):
             )
         losses = [] if loss is None else [loss]
         losses.extend(_compat.additional_losses(self))
-        consistency = self._consistency(y_pred, passes, sample_weight, plan.terms)
+        xla = _TENSORFLOW and _consistency_tf.wanted(self)
+        consistency = self._consistency(y_pred, passes, sample_weight, plan.terms, xla)
         self.consistency_tracker.update_state(consistency)
         replicas = _num_replicas()
         if replicas != 1:
@@ -436,14 +449,18 @@ class RDropModel(keras.Model):
             total = total + v
         return total + ops.cast(consistency, total.dtype)
 
-    def _consistency(self, y_pred, passes, sample_weight, terms):
-        """Sum over outputs of `weight * sum over pairs of D(pass a, pass b)` (float32)."""
+    def _consistency(self, y_pred, passes, sample_weight, terms, xla=False):
+        """Sum over outputs of `weight * sum over pairs of D(pass a, pass b)` (float32).
+
+        `passes` holds the first pass, or all of them; the rest are split off here
+        when an output needs them (masked, weighted or rank-1 outputs).
+        """
         if not terms:
             return ops.zeros((), "float32")
-        nested = keras.tree.is_nested(y_pred)
+        nested = _is_nested(y_pred)
         flat_tiled = keras.tree.flatten(y_pred) if nested else [y_pred]
-        flat = [keras.tree.flatten(p) for p in passes] if nested else [[p] for p in passes]
-        sw_nested = sample_weight is not None and keras.tree.is_nested(sample_weight)
+        flat = None
+        sw_nested = sample_weight is not None and _is_nested(sample_weight)
         total = None
         for i, path, kind, from_logits, weight in terms:
             sw = sample_weight
@@ -451,8 +468,12 @@ class RDropModel(keras.Model):
                 sw = keras.tree.flatten(sw)[i] if path is None else _resolve(path, sw)
             out = flat_tiled[i]
             if sw is None and len(out.shape) >= 2 and _compat.get_keras_mask(out) is None:
-                term = _consistency.tiled(kind, out, self.passes, from_logits, weight)
+                term = _consistency.tiled(kind, out, self.passes, from_logits, weight, xla)
             else:
+                if flat is None:
+                    if len(passes) < self.passes:
+                        passes = self._split(y_pred)
+                    flat = [keras.tree.flatten(p) for p in passes] if nested else [[p] for p in passes]
                 parts = [f[i] for f in flat]
                 mask = _compat.get_keras_mask(parts[0])  # the copies share the batch's mask
                 d = _consistency.pairwise(kind, parts, self._rdrop_pairs, from_logits, mask, sw)
@@ -513,19 +534,28 @@ def _call_step(step, *args, **kwargs):
     return step(*args, **kwargs)
 
 
-def _split_tensor(t, m):
-    """`m` equal parts of `t` along axis 0, each carrying its part of `t`'s Keras mask."""
+def _split_tensor(t, m, count=None):
+    """The first `count` (default `m`) of `m` equal parts of `t` along axis 0, each
+    carrying its part of `t`'s Keras mask."""
+    count = m if count is None else count
     n = t.shape[0]
     if n is None:
-        parts = ops.split(t, m, axis=0)
+        parts = ops.split(t, m, axis=0)[:count]
     else:
         b = n // m
-        parts = [t[k * b:(k + 1) * b] for k in range(m)]
+        parts = [t[k * b:(k + 1) * b] for k in range(count)]
     mask = _compat.get_keras_mask(t)
     if mask is not None:
-        for part, part_mask in zip(parts, _split_tensor(mask, m)):
+        for part, part_mask in zip(parts, _split_tensor(mask, m, count)):
             _compat.set_keras_mask(part, part_mask)
     return parts
+
+
+def _is_nested(x):
+    """`keras.tree.is_nested`, answered without the tree utilities for a tensor (on torch
+    they cost ~10 us per call, and the step asks several times)."""
+    return not ops.is_tensor(x) and keras.tree.is_nested(x)
+
 
 
 def _resolve(path, structure):

@@ -1,0 +1,52 @@
+"""The TensorFlow branch of R-Drop's tiled consistency term: one XLA launch per step.
+
+On a CPU, TensorFlow runs `fit`'s step as a graph without XLA (Keras' `"auto"`
+`jit_compile` is off on CPU-only machines), and its executor costs about 10 us
+per op on small tensors: the term's ~6 ops forward and ~13 backward were about 5%
+of a small MLP's step (`benchmarks/bench_rdrop.py`). Here one XLA computation
+returns the term and its gradient with respect to the tiled output (no extra
+arithmetic: the backward pass has to compute that gradient anyway), and the
+backward pass only scales it by the incoming gradient: one launch and one op.
+Values are those of the graph ops up to float rounding.
+
+`RDropModel` asks for it only where XLA is otherwise off on a CPU-only machine
+(see `wanted`): a step that Keras compiles with XLA contains the term anyway, and
+eager runs (`run_eagerly=True`, used to debug) and `tf.distribute` steps (where
+Keras turns XLA off) keep plain ops.
+"""
+
+import functools
+
+import tensorflow as tf
+
+
+def wanted(model):
+    """Whether `model`'s train step, traced now, should compute its term with XLA."""
+    return (
+        not model.jit_compile
+        and not tf.executing_eagerly()
+        and not tf.distribute.has_strategy()
+        and not tf.config.list_logical_devices("GPU")
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def compiled(fn, kind, passes, from_logits, weight):
+    """`z -> fn(kind, z, passes, from_logits, weight)`, value and gradient from one XLA call."""
+
+    @tf.function(jit_compile=True, autograph=False)
+    def value_and_gradient(z):
+        with tf.GradientTape() as tape:
+            tape.watch(z)
+            value = fn(kind, z, passes, from_logits, weight)
+        return value, tape.gradient(value, z)
+
+    # Not converted by autograph (a user's `tf.function`): it would call the undecorated
+    # function and lose the custom gradient.
+    @tf.autograph.experimental.do_not_convert
+    @tf.custom_gradient
+    def term(z):
+        value, gradient = value_and_gradient(z)
+        return value, lambda upstream: tf.cast(upstream, gradient.dtype) * gradient
+
+    return term

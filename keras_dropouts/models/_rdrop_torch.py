@@ -1,0 +1,52 @@
+"""The torch branch of RDropModel's per-step work: torch's own functions.
+
+torch runs the train step eagerly, so each `keras.ops` call costs its argument
+conversion and dtype checks on every step (about 10 us each on a CPU, as much as
+the arithmetic on small outputs), and a Keras `Variable.assign_add` several of
+them. Two things RDropModel adds to every step use torch directly instead:
+
+* the ops of the tiled consistency term (`_consistency.tiled` takes them from
+  `OPS` for torch tensors; the values are those of the `keras.ops` path);
+* the running mean of the logged `consistency_loss`: an in-place add to the
+  metric's two variables (what `assign_add` does, less the checks).
+
+Both work inside `torch.compile` too (dynamo traces them as any torch code).
+"""
+
+import torch
+
+from keras_dropouts import _compat
+
+
+def handles(z):
+    """True for a concrete torch tensor (not a Keras symbolic tensor)."""
+    return isinstance(z, torch.Tensor)
+
+
+class OPS:
+    float32 = staticmethod(lambda z: z if z.dtype == torch.float32 else z.float())
+    softmax = staticmethod(lambda z: torch.softmax(z, dim=-1))
+    sigmoid = staticmethod(torch.sigmoid)
+    clip = staticmethod(torch.clamp)
+    log = staticmethod(torch.log)
+    roll = staticmethod(lambda v, shift: torch.roll(v, shift, dims=0))
+    sum = staticmethod(torch.sum)
+
+
+def add_to_running_mean(total, count, value):
+    """`total += value; count += 1` in place; False (nothing done) where Keras' own
+    `assign_add` must run: inside a `StatelessScope` (updates are collected, not
+    applied), or where `.value` is not the variable's own tensor (an autocast copy)."""
+    if not isinstance(value, torch.Tensor) or _compat.in_stateless_scope():
+        return False
+    t, c = total.value, count.value
+    if not (isinstance(t, torch.nn.Parameter) and isinstance(c, torch.nn.Parameter)):
+        return False
+    with torch.no_grad():
+        t.add_(value.detach().to(t.dtype))
+        c.add_(1.0)
+    return True
+
+
+def running_mean(total, count):
+    return total.value / torch.clamp(count.value, min=1.0)
