@@ -447,7 +447,9 @@ class RDropModel(keras.Model):
         total = losses[0]
         for v in losses[1:]:
             total = total + v
-        return total + ops.cast(consistency, total.dtype)
+        if consistency.dtype != total.dtype:  # mixed precision; a same-dtype cast costs a call on torch
+            consistency = ops.cast(consistency, total.dtype)
+        return total + consistency
 
     def _consistency(self, y_pred, passes, sample_weight, terms, xla=False):
         """Sum over outputs of `weight * sum over pairs of D(pass a, pass b)` (float32).
