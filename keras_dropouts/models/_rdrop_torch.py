@@ -42,9 +42,11 @@ def add_to_running_mean(total, count, value):
     t, c = total.value, count.value
     if not (isinstance(t, torch.nn.Parameter) and isinstance(c, torch.nn.Parameter)):
         return False
-    with torch.no_grad():
-        t.add_(value.detach().to(t.dtype))
-        c.add_(1.0)
+    # In place on tensors that do not require grad, from a detached value: autograd
+    # records nothing (no `torch.no_grad()` context needed, which costs more than the adds).
+    value = value.detach()
+    t.add_(value if value.dtype == t.dtype else value.to(t.dtype))
+    c.add_(1.0)
     return True
 
 
