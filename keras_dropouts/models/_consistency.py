@@ -101,8 +101,8 @@ def tiled(kind, tiled_output, passes, from_logits, weight, xla=False):
     `D` is the mean over positions, as the `ops.divergence` functions reduce it:
     the KLs are halved (`(KL(P||Q) + KL(Q||P)) / 2`), the symmetric KL sums the
     class axis (`kl`), the binary KL and the squared difference average the last
-    axis (`binary_kl`, `mse`). `xla=True` (TensorFlow only) runs it, forward and
-    backward, as one XLA computation each: see `_consistency_tf.py`.
+    axis (`binary_kl`, `mse`). `xla=True` (TensorFlow only) computes it and its
+    gradient in one XLA computation: see `_consistency_tf.py`.
     """
     if xla:
         from keras_dropouts.models import _consistency_tf
