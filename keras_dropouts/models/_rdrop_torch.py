@@ -33,22 +33,22 @@ class OPS:
     sum = staticmethod(torch.sum)
 
 
-def add_to_running_mean(total, count, value):
-    """`total += value; count += 1` in place; False (nothing done) where Keras' own
+def add_to_running_mean(state, value):
+    """`state += [value, 1]` in place; False (nothing done) where Keras' own
     `assign_add` must run: inside a `StatelessScope` (updates are collected, not
     applied), or where `.value` is not the variable's own tensor (an autocast copy)."""
     if not isinstance(value, torch.Tensor) or _compat.in_stateless_scope():
         return False
-    t, c = total.value, count.value
-    if not (isinstance(t, torch.nn.Parameter) and isinstance(c, torch.nn.Parameter)):
+    s = state.value
+    if not isinstance(s, torch.nn.Parameter):
         return False
-    # In place on tensors that do not require grad, from a detached value: autograd
-    # records nothing (no `torch.no_grad()` context needed, which costs more than the adds).
-    value = value.detach()
-    t.add_(value if value.dtype == t.dtype else value.to(t.dtype))
-    c.add_(1.0)
+    # In place on a tensor that does not require grad, from a detached value: autograd
+    # records nothing (no `torch.no_grad()` context needed, which costs more than the add).
+    value = value.detach().to(s.dtype)
+    s.add_(torch.stack((value, torch.ones_like(value))))
     return True
 
 
-def running_mean(total, count):
-    return total.value / torch.clamp(count.value, min=1.0)
+def running_mean(state):
+    s = state.value
+    return s[0] / torch.clamp(s[1], min=1.0)

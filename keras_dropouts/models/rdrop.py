@@ -72,7 +72,9 @@ def _tile(structure, m):
 
 class _RunningMean(keras.metrics.Metric):
     """Mean of a scalar over the steps of an epoch: `keras.metrics.Mean` for one scalar
-    per step, with fewer backend ops (it is updated every train step).
+    per step, with fewer backend ops (it is updated every train step): the sum and the
+    count are one variable `[total, count]`, updated by one add (one fused kernel on
+    XLA, one op on TF's executor).
 
     `muted()` true (inside `evaluate`'s step, whose logs drop this entry) makes
     `result()` a constant, so evaluation computes nothing for it.
@@ -80,22 +82,21 @@ class _RunningMean(keras.metrics.Metric):
 
     def __init__(self, name, muted=None):
         super().__init__(name=name)
-        self.total = self.add_variable(shape=(), initializer="zeros", dtype=self.dtype, name="total")
-        self.count = self.add_variable(shape=(), initializer="zeros", dtype=self.dtype, name="count")
+        self.state = self.add_variable(shape=(2,), initializer="zeros", dtype=self.dtype, name="state")
         self._muted = muted
 
     def update_state(self, value):
-        if _TORCH and _rdrop_torch.add_to_running_mean(self.total, self.count, value):
+        if _TORCH and _rdrop_torch.add_to_running_mean(self.state, value):
             return
-        self.total.assign_add(ops.cast(value, self.dtype))
-        self.count.assign_add(1.0)
+        self.state.assign_add(ops.stack([ops.cast(value, self.dtype), ops.ones((), self.dtype)]))
 
     def result(self):
         if self._muted is not None and self._muted():
             return 0.0
         if _TORCH:
-            return _rdrop_torch.running_mean(self.total, self.count)
-        return self.total / ops.maximum(self.count, 1.0)
+            return _rdrop_torch.running_mean(self.state)
+        state = ops.convert_to_tensor(self.state)  # one read of the variable
+        return state[0] / ops.maximum(state[1], 1.0)
 
 
 class _Plan:
