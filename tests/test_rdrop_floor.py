@@ -232,10 +232,12 @@ def test_xla_term_equals_graph_ops_in_value_and_gradient(kind, from_logits, dtyp
 
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's branch")
-@pytest.mark.parametrize("mode", ["graph", "jit_compile", "run_eagerly"])
+@pytest.mark.parametrize("mode", ["graph", "jit_compile", "run_eagerly", "no_xla_build"])
 def test_xla_term_only_where_the_step_has_no_xla(monkeypatch, mode):
     from keras_dropouts.models import _consistency_tf
 
+    if mode == "no_xla_build":  # a TensorFlow build whose CPU XLA fails: plain graph ops
+        monkeypatch.setattr(_consistency_tf, "_xla_works", lambda: False)
     x, y = data(16)
     model = _sgd_ce(
         RDropModel(*mlp(rate=0.3), alpha=1.0),

@@ -27,7 +27,19 @@ def wanted(model):
         and not tf.executing_eagerly()
         and not tf.distribute.has_strategy()
         and not tf.config.list_logical_devices("GPU")
+        and _xla_works()
     )
+
+
+@functools.lru_cache(maxsize=None)
+def _xla_works():
+    """Whether this TensorFlow build compiles XLA on the CPU (checked once, eagerly)."""
+    try:
+        with tf.init_scope():
+            tf.function(lambda t: t + 1.0, jit_compile=True)(tf.constant(1.0))
+    except Exception:  # noqa: BLE001 - any failure means: use plain graph ops
+        return False
+    return True
 
 
 @functools.lru_cache(maxsize=None)
