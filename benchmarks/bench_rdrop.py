@@ -323,7 +323,8 @@ def main():
         print(f"    RDrop / hand-tiled {ratio(a, h):.3f} (target <= 1.03 CPU, 1.02 GPU)   "
               f"RDrop / plain(2B) {ratio(a, p2):.3f}   RDrop(alpha=0) / hand-tiled {ratio(a0, h):.3f}")
     if args.raw:
-        for name, t in (("RDrop", s_rdrop), ("hand-tiled", s_hand), ("plain(2B)", s_plain2), ("RDrop(alpha=0)", s_rdrop0)):
+        runs = (("RDrop", s_rdrop), ("hand-tiled", s_hand), ("plain(2B)", s_plain2), ("RDrop(alpha=0)", s_rdrop0))
+        for name, t in runs:
             print(f"    steady {name:15s} " + " ".join(f"{1e3 * v:.3f}" for v in t))
     ms = lambda t: 1e3 * median(t) / steps  # noqa: E731
     print(f"evaluate    RDrop(B) {ms(e_rdrop):7.3f} ms  plain(B) {ms(e_plain):7.3f} ms  "

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 from conftest import to_np
+from keras import ops
 from rdrop_helpers import data, log_softmax, mlp, sparse_ce, sym_kl, two_pass
 
 from keras_dropouts.layers import ScheduledDropout
@@ -79,6 +80,11 @@ def test_logs_metrics_and_single_pass_evaluation():
     # Evaluation / prediction are exactly the base model (single pass, no term).
     ev = model.evaluate(x, y, verbose=0, return_dict=True)
     assert set(ev) == {"loss", "accuracy"}
+    assert set(model.test_on_batch(x, y, return_dict=True)) == {"loss", "accuracy"}
+    # The tracker is muted only while evaluating: read directly, it computes its mean.
+    model.consistency_tracker.reset_state()
+    model.consistency_tracker.update_state(ops.convert_to_tensor(0.25))
+    assert float(to_np(model.consistency_tracker.result())) == 0.25
     base = model.base_model
     _compile(base)
     ev_base = base.evaluate(x, y, verbose=0, return_dict=True)
