@@ -75,7 +75,7 @@ class _RunningMean(keras.metrics.Metric):
     """Mean of a scalar over the steps of an epoch: `keras.metrics.Mean` for one scalar
     per step, with fewer backend ops (it is updated every train step): the sum and the
     count are one variable `[total, count]`, updated by one add (one fused kernel on
-    XLA, one op on TF's executor).
+    XLA, one variable assignment on TF).
 
     `muted()` true (inside `evaluate` and its step, whose logs drop this entry) makes
     `result()` a constant, so evaluation computes nothing for it.
