@@ -33,7 +33,12 @@ from keras_dropouts.ops.divergence import (
     symmetric_kl,
 )
 
-_TORCH = keras.backend.backend() == "torch"
+if keras.backend.backend() == "torch":
+    from keras_dropouts.models import _rdrop_torch
+else:
+    _rdrop_torch = None
+if keras.backend.backend() == "tensorflow":
+    from keras_dropouts.models import _consistency_tf
 
 _PAIR_FNS = {
     "kl": lambda a, b, logits, mask, sw: symmetric_kl(a, b, from_logits=logits, mask=mask, sample_weight=sw),
@@ -69,11 +74,8 @@ class _KerasOps:
 def _ops_for(z):
     """torch's own functions for a torch tensor (each `keras.ops` call costs its argument
     conversion and dtype checks on every eager step), else `keras.ops`."""
-    if _TORCH:
-        from keras_dropouts.models import _rdrop_torch
-
-        if _rdrop_torch.handles(z):
-            return _rdrop_torch.OPS
+    if _rdrop_torch is not None and _rdrop_torch.handles(z):
+        return _rdrop_torch.OPS
     return _KerasOps
 
 
@@ -105,8 +107,6 @@ def tiled(kind, tiled_output, passes, from_logits, weight, xla=False):
     gradient in one XLA computation: see `_consistency_tf.py`.
     """
     if xla:
-        from keras_dropouts.models import _consistency_tf
-
         return _consistency_tf.compiled(tiled, kind, passes, from_logits, weight)(tiled_output)
     xp = _ops_for(tiled_output)
     z = xp.float32(tiled_output)
