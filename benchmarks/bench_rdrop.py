@@ -9,7 +9,11 @@ On the backend chosen by KERAS_BACKEND, with the data already on the device
         consistency term): the floor. Target ratio <= 1.03 (CPU), <= 1.02 (GPU).
       - plain(2B): the plain model on the duplicated batch 2B.
     RDropModel with alpha=0 (no consistency term at all) against hand-tiled
-    isolates the wrapper's own overhead from the cost of the term.
+    isolates the wrapper's own overhead from the cost of the term. "same logs"
+    compares equal log entries: RDropModel(log_consistency=False) against
+    hand-tiled, and RDropModel against hand-tiled + one logged scalar (Keras
+    copies every logged value to the host each step: on a small GPU step that
+    one copy costs more than the consistency term).
   * evaluate / predict: RDropModel against the plain model on B. Target <= 1.05.
   * peak memory of one train step where the backend exposes it: JAX reports
     XLA's buffer assignment of the compiled step (any device); TF and torch
@@ -35,6 +39,8 @@ feed-forward 1024, sequence 128, dropout 0.1: issue 10's GPU case, run with --ba
 
 Usage:  KERAS_BACKEND=jax python benchmarks/bench_rdrop.py [--batch 128] [--steps 20] [--repeats 25]
         KERAS_BACKEND=jax python benchmarks/bench_rdrop.py --model encoder --batch 64
+        --probe adds, on JAX, the compiled step timed alone (no `fit` loop); on torch, the
+        dispatched ops and host copies / syncs per step (torch profiler).
 """
 
 import argparse
@@ -84,6 +90,22 @@ class HandTiled(keras.Model):
         if training and getattr(self, "_tiling", False):
             y = ops.concatenate([y, y], axis=0)
         return super().compute_loss(x, y, y_pred, sample_weight, training=training)
+
+
+class HandTiledLogged(HandTiled):
+    """The floor plus one more logged scalar (a `Mean` of the loss), as RDropModel logs
+    `consistency_loss`: what one more entry in every step's logs costs (Keras copies each
+    logged value to the host every step)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.extra_tracker = keras.metrics.Mean(name="extra")
+
+    def compute_loss(self, *args, **kwargs):
+        loss = super().compute_loss(*args, **kwargs)
+        if getattr(self, "_tiling", False):
+            self.extra_tracker.update_state(ops.stop_gradient(loss))
+        return loss
 
 
 def build_encoder(width, seq_len, n_out, vocab=1000, blocks=4, heads=4, seed=0):
@@ -206,6 +228,41 @@ def jax_step_stats(model, x, y):
     return size, launches
 
 
+def jax_step_alone(model, x, y, calls=200):
+    """Seconds per call of the compiled train step alone, called back to back with its own
+    state threaded through (no `fit` loop, no logs read): the device's time per step where
+    the device is the bottleneck, the dispatch's otherwise."""
+    import jax
+
+    state = (
+        [v.value for v in model.trainable_variables],
+        [v.value for v in model.non_trainable_variables],
+        [v.value for v in model.optimizer.variables],
+        [v.value for v in model.metrics_variables],
+    )
+    data = (ops.convert_to_tensor(x), ops.convert_to_tensor(y))
+    step = jax.jit(model.train_step)
+    logs, state = step(state, data)
+    jax.block_until_ready(state)
+    t = time.perf_counter()
+    for _ in range(calls):
+        logs, state = step(state, data)
+    jax.block_until_ready((logs, state))
+    return (time.perf_counter() - t) / calls
+
+
+def torch_step_calls(model, data, steps):
+    """Per train step, in `fit`: (aten op calls, CUDA runtime calls that copy or synchronise)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        model.fit(data(), epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
+    counts = {e.key: e.count for e in prof.key_averages()}
+    aten = sum(v for k, v in counts.items() if k.startswith("aten::"))
+    sync = sum(v for k, v in counts.items() if "Memcpy" in k or "Synchronize" in k)
+    return aten / steps, sync / steps
+
+
 def gpu_peak_bytes(run):
     """Peak allocator bytes while `run()` executes, on a GPU; None elsewhere."""
     if BACKEND == "torch":
@@ -244,6 +301,8 @@ def main():
     parser.add_argument("--model", choices=("mlp", "encoder"), default="mlp")
     parser.add_argument("--seq-len", type=int, default=128, help="encoder only")
     parser.add_argument("--raw", action="store_true", help="also print every repeat's steady times")
+    parser.add_argument("--probe", action="store_true",
+                        help="JAX: also time the compiled step alone; torch: count ops and copies per step")
     parser.add_argument("--sync-logs", action="store_true",
                         help="convert every step's logs in the step loop (as verbose=1 does)")
     args = parser.parse_args()
@@ -264,7 +323,9 @@ def main():
     rdrop0 = RDropModel(*net(), alpha=0.0)
     hand = HandTiled(*net())
     plain = keras.Model(*net())
-    for m in (rdrop, rdrop0, hand, plain):
+    quiet = RDropModel(*net(), alpha=1.0, log_consistency=False)
+    hand_logged = HandTiledLogged(*net())
+    for m in (rdrop, rdrop0, hand, plain, quiet, hand_logged):
         m.compile(keras.optimizers.SGD(1e-3), loss)
     data_b = device_data(x, y, b, steps)
     data_2b = device_data(x, y, 2 * b, steps)
@@ -286,6 +347,7 @@ def main():
                                      else data_b().map(lambda a, _: a), steps=steps, verbose=0)
 
     train_fns = [fit(rdrop, data_b), fit(hand, data_b), fit(plain, data_2b), fit(rdrop0, data_b)]
+    train_fns += [fit(quiet, data_b), fit(hand_logged, data_b)]
     eval_fns = [evaluate(rdrop), evaluate(plain)]
     pred_fns = [predict(rdrop), predict(plain)]
     for fn in train_fns + eval_fns + pred_fns:  # compile everything
@@ -294,8 +356,9 @@ def main():
     reps = args.repeats
     for out in steady.values():
         out.clear()  # compile runs
-    t_rdrop, t_hand, t_plain2, t_rdrop0 = timed(train_fns, reps, clock)
-    s_rdrop, s_hand, s_plain2, s_rdrop0 = (steady[id(m)] for m in (rdrop, hand, plain, rdrop0))
+    t_rdrop, t_hand, t_plain2, t_rdrop0, t_quiet, t_logged = timed(train_fns, reps, clock)
+    s_rdrop, s_hand, s_plain2, s_rdrop0, s_quiet, s_logged = (
+        steady[id(m)] for m in (rdrop, hand, plain, rdrop0, quiet, hand_logged))
     e_rdrop, e_plain = timed(eval_fns, reps, clock)
     p_rdrop, p_plain = timed(pred_fns, reps, clock)
 
@@ -314,16 +377,29 @@ def main():
     print(f"backend={BACKEND} model={args.model} batch={b} steps={steps} width={args.width} repeats={reps} "
           f"clock={'process CPU time' if use_cpu_clock else 'wall'} "
           f"logs={'synchronised every step' if args.sync_logs else 'async where Keras allows'}")
-    for label, (a, h, p2, a0) in (("steady", (s_rdrop, s_hand, s_plain2, s_rdrop0)),
-                                  ("per fit", (t_rdrop, t_hand, t_plain2, t_rdrop0))):
+    for label, (a, h, p2, a0, q, hl) in (("steady", (s_rdrop, s_hand, s_plain2, s_rdrop0, s_quiet, s_logged)),
+                                         ("per fit", (t_rdrop, t_hand, t_plain2, t_rdrop0, t_quiet, t_logged))):
         div = 1 if label == "steady" else steps
         ms = lambda t: 1e3 * median(t) / div  # noqa: E731
         print(f"train step ({label:7s}) RDrop(B) {ms(a):7.3f} ms  hand-tiled(B) {ms(h):7.3f} ms  "
               f"plain(2B) {ms(p2):7.3f} ms  RDrop(alpha=0) {ms(a0):7.3f} ms")
         print(f"    RDrop / hand-tiled {ratio(a, h):.3f} (target <= 1.03 CPU, 1.02 GPU)   "
               f"RDrop / plain(2B) {ratio(a, p2):.3f}   RDrop(alpha=0) / hand-tiled {ratio(a0, h):.3f}")
+        print(f"    same logs: RDrop(log_consistency=False) {ms(q):.3f} ms / hand-tiled {ratio(q, h):.3f}   "
+              f"RDrop / hand-tiled + one logged scalar ({ms(hl):.3f} ms) {ratio(a, hl):.3f}   "
+              f"one logged scalar: {ratio(hl, h):.3f}")
+    if args.probe and BACKEND == "jax":
+        alone = [[jax_step_alone(m, x_b, y_b) for m in (rdrop, hand, rdrop0)] for _ in range(5)]
+        a, h, a0 = zip(*alone)
+        print(f"probe (compiled step alone, wall) RDrop {1e3 * median(a):.3f} ms  hand-tiled {1e3 * median(h):.3f} ms"
+              f"  RDrop(alpha=0) {1e3 * median(a0):.3f} ms   RDrop / hand-tiled {ratio(a, h):.3f}")
+    if args.probe and BACKEND == "torch":
+        calls = [torch_step_calls(m, data_b, steps) for m in (rdrop, hand, rdrop0, hand_logged, quiet)]
+        print("probe (aten ops / copies+syncs per step) RDrop {} hand-tiled {} RDrop(alpha=0) {} "
+              "hand-tiled+logged {} RDrop(log_consistency=False) {}".format(*[f"{a:.1f}/{c:.1f}" for a, c in calls]))
     if args.raw:
-        runs = (("RDrop", s_rdrop), ("hand-tiled", s_hand), ("plain(2B)", s_plain2), ("RDrop(alpha=0)", s_rdrop0))
+        runs = (("RDrop", s_rdrop), ("hand-tiled", s_hand), ("plain(2B)", s_plain2), ("RDrop(alpha=0)", s_rdrop0),
+                ("RDrop(quiet)", s_quiet), ("hand-tiled+log", s_logged))
         for name, t in runs:
             print(f"    steady {name:15s} " + " ".join(f"{1e3 * v:.3f}" for v in t))
     ms = lambda t: 1e3 * median(t) / steps  # noqa: E731

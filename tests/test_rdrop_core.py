@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import to_np
 from keras import ops
-from rdrop_helpers import data, log_softmax, mlp, sparse_ce, sym_kl, two_pass
+from rdrop_helpers import data, log_softmax, mlp, noise_mlp, sparse_ce, sym_kl, two_pass
 
 from keras_dropouts.layers import ScheduledDropout
 from keras_dropouts.models import RDropModel
@@ -95,6 +95,28 @@ def test_logs_metrics_and_single_pass_evaluation():
     assert tuple(model(x, training=True).shape) == (64, 3)
 
 
+@pytest.mark.parametrize("jit", [False, "auto"])
+def test_log_consistency_false_leaves_only_the_log_entry_out(jit):
+    # Same deterministic 'masks' (CopyNoise) in both models: the same loss and update.
+    x, y = data(32)
+    logged, quiet = (RDropModel(*noise_mlp(), alpha=2.0, log_consistency=v) for v in (True, False))
+    quiet.set_weights(logged.get_weights())
+    for m in (logged, quiet):
+        _compile(m, jit_compile=jit)
+    a = logged.fit(x, y, batch_size=16, epochs=2, verbose=0, shuffle=False).history
+    b = quiet.fit(x, y, batch_size=16, epochs=2, verbose=0, shuffle=False).history
+    assert set(a) == {"loss", "accuracy", "consistency_loss"} and set(b) == {"loss", "accuracy"}
+    assert min(a["consistency_loss"]) > 0
+    np.testing.assert_allclose(b["loss"], a["loss"], rtol=1e-5)
+    for u, v in zip(logged.get_weights(), quiet.get_weights()):
+        np.testing.assert_allclose(v, u, rtol=1e-5, atol=1e-6)
+    assert quiet.consistency_tracker is None
+    assert "consistency_loss" not in quiet.metrics_names
+    assert set(quiet.evaluate(x, y, verbose=0, return_dict=True)) == {"loss", "accuracy"}
+    with pytest.raises(ValueError, match="log_consistency"):
+        RDropModel(*mlp(), log_consistency="no")
+
+
 class SubclassedNet(keras.Model):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -152,7 +174,7 @@ def test_save_load_round_trip(tmp_path, form):
     elif form == "sequential":
         model = RDropModel.from_model(_sequential(), alpha=[0.25], consistency="kl")
     else:
-        model = RDropModel.from_model(_subclassed(), alpha=2.0)
+        model = RDropModel.from_model(_subclassed(), alpha=2.0, log_consistency=False)
     _compile(model)
     model.train_on_batch(x, y)
     path = str(tmp_path / "m.keras")
@@ -160,12 +182,12 @@ def test_save_load_round_trip(tmp_path, form):
     custom = {"SubclassedNet": SubclassedNet} if form == "subclassed" else None
     loaded = keras.models.load_model(path, custom_objects=custom)
     assert type(loaded) is RDropModel
-    for attr in ("alpha", "passes", "consistency_every", "consistency"):
+    for attr in ("alpha", "passes", "consistency_every", "consistency", "log_consistency"):
         assert loaded.get_config()[attr] == model.get_config()[attr]
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
     # The loaded model keeps training with R-Drop.
     logs = loaded.train_on_batch(x, y, return_dict=True)
-    assert "consistency_loss" in logs
+    assert ("consistency_loss" in logs) == (form != "subclassed")
 
 
 def test_bad_arguments():

@@ -134,7 +134,7 @@ class RDropModel(keras.Model):
     by `sample_weight` / `class_weight` like the loss.
 
     Compiled metrics score the first pass only, the added term is logged as
-    `consistency_loss`, and `evaluate` / `predict` / `training=False` calls run a
+    `consistency_loss` (unless `log_consistency=False`), and `evaluate` / `predict` / `training=False` calls run a
     single pass of the base model (validation loss has no consistency term).
     The plain model is `model.base_model` (weights shared, not copied): save or
     export that one for inference.
@@ -173,6 +173,12 @@ class RDropModel(keras.Model):
             is an error), `"kl"`, `"binary_kl"`, `"mse"` or `None` (no term for
             that output); or a list/dict of these, one per output.
         model: A built `keras.Model` to wrap (prefer `RDropModel.from_model`).
+        log_consistency: Bool. `True` (default) logs the added term as
+            `consistency_loss`. Every logged value costs one device-to-host copy
+            per step (Keras converts each step's logs), which is most of R-Drop's
+            excess on small, dispatch-bound GPU steps (+0.1 ms a step, +30% on a
+            0.4 ms step, measured on an H100 with JAX); `False` leaves it out
+            (the term is still in `loss`).
         **kwargs: Base `keras.Model` arguments (`name`, ...).
 
     Call arguments:
@@ -197,6 +203,7 @@ class RDropModel(keras.Model):
         consistency_every=1,
         consistency="auto",
         model=None,
+        log_consistency=True,
         **kwargs,
     ):
         if model is None:
@@ -217,6 +224,11 @@ class RDropModel(keras.Model):
         passes = _checks.check_int(passes, "passes", min_value=2)
         consistency_every = _checks.check_int(consistency_every, "consistency_every", min_value=1)
         consistency = plan_lib.check_consistency(consistency)
+        if not isinstance(log_consistency, bool):
+            raise ValueError(
+                "Invalid value received for argument `log_consistency`. Expected True or False. "
+                f"Received: log_consistency={log_consistency!r}"
+            )
         self._functional_construction = kwargs.pop("functional_construction", inputs is not None)
         super().__init__(**kwargs)
         self.base_model = model
@@ -227,9 +239,12 @@ class RDropModel(keras.Model):
         # Per-thread: tf.distribute traces each replica's train step in its own thread.
         self._rdrop_local = threading.local()
         local = self._rdrop_local
-        self.consistency_tracker = _RunningMean(
-            name="consistency_loss", muted=lambda: getattr(local, "testing", 0) > 0
-        )
+        self.log_consistency = log_consistency
+        self.consistency_tracker = None
+        if log_consistency:
+            self.consistency_tracker = _RunningMean(
+                name="consistency_loss", muted=lambda: getattr(local, "testing", 0) > 0
+            )
         self._rdrop_pairs = [(a, b) for a in range(passes) for b in range(a + 1, passes)]
         self._rdrop_enabled = True
         self._rdrop_executions = 0
@@ -257,7 +272,7 @@ class RDropModel(keras.Model):
             model: A `keras.Model`.
             alpha: Consistency weight(s), see the class docstring.
             **kwargs: Other `RDropModel` options (`passes`, `consistency_every`,
-                `consistency`, `name`).
+                `consistency`, `log_consistency`, `name`).
 
         Returns:
             An `RDropModel`.
@@ -453,7 +468,8 @@ class RDropModel(keras.Model):
         losses.extend(_compat.additional_losses(self))
         xla = _TENSORFLOW and _consistency_tf.wanted(self)
         consistency = self._consistency(y_pred, passes, sample_weight, plan.terms, xla)
-        self.consistency_tracker.update_state(consistency)
+        if self.consistency_tracker is not None:
+            self.consistency_tracker.update_state(consistency)
         replicas = _num_replicas()
         if replicas != 1:
             # Keras divides the compiled loss by the replica count; do the same here.
@@ -504,7 +520,8 @@ class RDropModel(keras.Model):
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         if not self._rdrop_active():
             results = super().compute_metrics(x, y, y_pred, sample_weight=sample_weight)
-            results.pop(self.consistency_tracker.name, None)
+            if self.consistency_tracker is not None:
+                results.pop(self.consistency_tracker.name, None)
             return results
         # Score one pass: the first copy of the tiled batch. TF and torch reuse the
         # split made in `compute_loss`; JAX computes metrics outside the traced
@@ -529,6 +546,7 @@ class RDropModel(keras.Model):
             "passes": self.passes,
             "consistency_every": self.consistency_every,
             "consistency": self.consistency,
+            "log_consistency": self.log_consistency,
             "functional_construction": self._functional_construction,
         }
 
