@@ -301,6 +301,8 @@ def main():
     parser.add_argument("--model", choices=("mlp", "encoder"), default="mlp")
     parser.add_argument("--seq-len", type=int, default=128, help="encoder only")
     parser.add_argument("--raw", action="store_true", help="also print every repeat's steady times")
+    parser.add_argument("--jit-compile", default="auto", type=lambda v: {"true": True, "false": False}.get(v, v),
+                        help="compile(jit_compile=...): auto (Keras' default), true, false")
     parser.add_argument("--probe", action="store_true",
                         help="JAX: also time the compiled step alone; torch: count ops and copies per step")
     parser.add_argument("--sync-logs", action="store_true",
@@ -326,7 +328,7 @@ def main():
     quiet = RDropModel(*net(), alpha=1.0, log_consistency=False)
     hand_logged = HandTiledLogged(*net())
     for m in (rdrop, rdrop0, hand, plain, quiet, hand_logged):
-        m.compile(keras.optimizers.SGD(1e-3), loss)
+        m.compile(keras.optimizers.SGD(1e-3), loss, jit_compile=args.jit_compile)
     data_b = device_data(x, y, b, steps)
     data_2b = device_data(x, y, 2 * b, steps)
     x_b, y_b = ops.convert_to_tensor(x[:b]), ops.convert_to_tensor(y[:b])
@@ -375,7 +377,7 @@ def main():
 
     ms = lambda t: 1e3 * median(t) / steps  # noqa: E731
     print(f"backend={BACKEND} model={args.model} batch={b} steps={steps} width={args.width} repeats={reps} "
-          f"clock={'process CPU time' if use_cpu_clock else 'wall'} "
+          f"clock={'process CPU time' if use_cpu_clock else 'wall'} jit_compile={args.jit_compile} "
           f"logs={'synchronised every step' if args.sync_logs else 'async where Keras allows'}")
     for label, (a, h, p2, a0, q, hl) in (("steady", (s_rdrop, s_hand, s_plain2, s_rdrop0, s_quiet, s_logged)),
                                          ("per fit", (t_rdrop, t_hand, t_plain2, t_rdrop0, t_quiet, t_logged))):
