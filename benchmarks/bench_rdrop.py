@@ -202,6 +202,17 @@ def device_data(x, y, batch, steps):
 _NOT_LAUNCHED = ("parameter", "tuple", "get-tuple-element", "constant", "bitcast")
 
 
+def jax_step_inputs(model, x, y):
+    """`(state, data)` for calling JAX's stateless `model.train_step` directly."""
+    state = (
+        [v.value for v in model.trainable_variables],
+        [v.value for v in model.non_trainable_variables],
+        [v.value for v in model.optimizer.variables],
+        [v.value for v in model.metrics_variables],
+    )
+    return state, (ops.convert_to_tensor(x), ops.convert_to_tensor(y))
+
+
 def jax_step_stats(model, x, y):
     """(bytes, ops) of one compiled train step: the bytes XLA assigns to it (temporaries +
     outputs + arguments), and the number of top-level operations of its entry computation
@@ -209,13 +220,7 @@ def jax_step_stats(model, x, y):
     costs per launch; a CPU-side proxy for the GPU's launch count)."""
     import jax
 
-    state = (
-        [v.value for v in model.trainable_variables],
-        [v.value for v in model.non_trainable_variables],
-        [v.value for v in model.optimizer.variables],
-        [v.value for v in model.metrics_variables],
-    )
-    data = (ops.convert_to_tensor(x), ops.convert_to_tensor(y))
+    state, data = jax_step_inputs(model, x, y)
     compiled = jax.jit(model.train_step).lower(state, data).compile()
     stats = compiled.memory_analysis()
     size = None if stats is None else (
@@ -234,13 +239,7 @@ def jax_step_alone(model, x, y, calls=200):
     the device is the bottleneck, the dispatch's otherwise."""
     import jax
 
-    state = (
-        [v.value for v in model.trainable_variables],
-        [v.value for v in model.non_trainable_variables],
-        [v.value for v in model.optimizer.variables],
-        [v.value for v in model.metrics_variables],
-    )
-    data = (ops.convert_to_tensor(x), ops.convert_to_tensor(y))
+    state, data = jax_step_inputs(model, x, y)
     step = jax.jit(model.train_step)
     logs, state = step(state, data)
     jax.block_until_ready(state)
