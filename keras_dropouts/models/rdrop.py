@@ -134,8 +134,9 @@ class RDropModel(keras.Model):
     by `sample_weight` / `class_weight` like the loss.
 
     Compiled metrics score the first pass only, the added term is logged as
-    `consistency_loss` (unless `log_consistency=False`), and `evaluate` / `predict` / `training=False` calls run a
-    single pass of the base model (validation loss has no consistency term).
+    `consistency_loss` (unless `log_consistency=False`), and `evaluate` /
+    `predict` / `training=False` calls run a single pass of the base model
+    (validation loss has no consistency term).
     The plain model is `model.base_model` (weights shared, not copied): save or
     export that one for inference.
 
