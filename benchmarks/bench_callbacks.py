@@ -37,7 +37,7 @@ import warnings
 import keras
 import numpy as np
 
-from bench_rdrop import SteadyTimer, jax_step_stats
+from bench_rdrop import SteadyTimer, jax_step_alone, jax_step_stats
 
 import keras_dropouts as kd
 from keras_dropouts.callbacks._assign import RateWriter
@@ -103,14 +103,18 @@ class WriteCounter(keras.callbacks.Callback):
 
 class LaunchCounter(keras.callbacks.Callback):
     """JAX: top-level ops of the compiled train step as this `fit` runs it (schedules
-    installed), about one kernel launch each on a GPU (see bench_rdrop.jax_step_stats)."""
+    installed), about one kernel launch each on a GPU (see bench_rdrop.jax_step_stats), and
+    that step's time called back to back outside `fit` (bench_rdrop.jax_step_alone): device
+    time where the device is the bottleneck, so a gap between the configurations here is in
+    the compiled step, and a gap only in `fit` is on the host."""
 
     def __init__(self, x, y):
         super().__init__()
-        self.x, self.y, self.launches = x, y, None
+        self.x, self.y, self.launches, self.alone = x, y, None, None
 
     def on_train_begin(self, logs=None):
         self.launches = jax_step_stats(self.model, self.x, self.y)[1]
+        self.alone = min(jax_step_alone(self.model, self.x, self.y, calls=100) for _ in range(3))
 
 
 def _eager():
@@ -184,13 +188,14 @@ def main():
                 writes[name] = w
                 if name == "in_step":
                     assert callbacks[0].evaluation == "in_step"
-        launches = {}
+        launches, alone = {}, {}
         if backend == "jax":
             for name in ("none", "in_step"):
                 counter = LaunchCounter(x, y)
                 model.fit(batches(), steps_per_epoch=1, epochs=1, verbose=0,
                           callbacks=configs[name]() + [counter])
                 launches[name] = counter.launches
+                alone[name] = counter.alone
 
     base = min(times["none"])
     print(
@@ -211,6 +216,8 @@ def main():
     if launches:
         print(f"launches per step (top-level ops of the compiled step): none {launches['none']}, "
               f"in_step {launches['in_step']}")
+        print(f"compiled step alone (no fit loop, min of 3 x 100 calls): none {alone['none'] * 1e3:.3f} ms, "
+              f"in_step {alone['in_step'] * 1e3:.3f} ms, ratio {alone['in_step'] / alone['none']:.4f}")
     print("target: in_step ratio <= 1.02 (CPU), <= 1.01 (GPU)")
 
 
