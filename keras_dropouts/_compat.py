@@ -221,6 +221,29 @@ def optimizer_step_counter(optimizer):
     return variable, int(every)
 
 
+# ------------------------------------------------------------- instance attributes
+
+
+def get_instance_attribute(obj, name):
+    """`obj`'s own attribute `name` (set on the instance, not its class), or None.
+
+    The step owner (`keras_dropouts/_step_owner.py`) keeps a model's `train_step`
+    wrapper as a plain instance attribute: no Keras tracking, and on torch no
+    `Module` registration.
+    """
+    return obj.__dict__.get(name)
+
+
+def set_instance_attribute(obj, name, value):
+    """Sets `obj`'s own attribute `name`, bypassing Keras' (and torch's) `__setattr__`."""
+    obj.__dict__[name] = value
+
+
+def pop_instance_attribute(obj, name):
+    """Removes `obj`'s own attribute `name` (the class's, if any, shows again)."""
+    obj.__dict__.pop(name, None)
+
+
 # ------------------------------------------------------------------ layer surgery
 
 

@@ -28,11 +28,10 @@ import keras
 from keras import ops
 
 from keras_dropouts._compat import optimizer_step_counter
+from keras_dropouts._step_owner import owner_of
 from keras_dropouts.schedules import two_knots
 
 _HUBS = weakref.WeakKeyDictionary()
-_MISSING = object()
-_CACHE_SIZE = 8
 
 
 def hub_for(model):
@@ -57,19 +56,18 @@ class FnGroup:
 
 
 class StepSchedules:
-    """Registry of one `fit`'s scheduled layers; owns the model's `train_step` wrapper."""
+    """Registry of one `fit`'s scheduled layers; its step wrapper goes through the model's
+    `StepOwner` (`keras_dropouts/_step_owner.py`), the one owner of the `train_step` slot."""
 
     def __init__(self, model):
         self._model_ref = weakref.ref(model)
-        self._session = None
+        self._reset()
+
+    def _reset(self):
         self._owners = {}  # id(layer) -> (layer, callback)
         self._log_keys = {}  # log key -> callback
         self._knot_groups = []  # lists of layers whose `rate_schedule` values are equal
         self._fn_groups = []
-        self._installed = False
-        self._saved_train_step = _MISSING
-        self._saved_train_function = None
-        self._cache = {}
 
     @property
     def model(self):
@@ -78,16 +76,18 @@ class StepSchedules:
     # Registration ------------------------------------------------------------------------------
 
     def begin(self, callback):
-        """Starts (or joins) the current `fit`, identified by the callbacks' params dict."""
-        session = callback.params
-        if self._session is not session:
-            if self._installed:  # a previous `fit` ended without `on_train_end` (exception)
-                self.uninstall()
-            self._session = session
-            self._owners = {}
-            self._log_keys = {}
-            self._knot_groups = []
-            self._fn_groups = []
+        """Starts (or joins) the current `fit`, identified by the callbacks' params dict.
+
+        A session left open by a `fit` that failed is aborted by the owner first.
+        """
+        owner = owner_of(self.model)
+        if owner.begin(callback.params):
+            self._reset()
+            owner.on_abort(self._reset)
+
+    def on_abort(self, fn):
+        """Registers `fn()` to undo a callback's changes if this `fit` fails."""
+        owner_of(self.model).on_abort(fn)
 
     def claim(self, callback, layers, log_key):
         """Records `callback` as the only scheduler of `layers` and of the log `log_key`."""
@@ -128,171 +128,156 @@ class StepSchedules:
 
     # Installation ----------------------------------------------------------------------------
 
-    def _key(self, model):
-        return (
-            id(self._saved_train_function),
+    def _install(self):
+        model = self.model
+        key = (
             tuple(tuple(id(layer) for layer in g) for g in self._knot_groups),
             tuple(g.key() for g in self._fn_groups),
             model.steps_per_execution,
             model.jit_compile,
         )
-
-    def _take_over(self, model):
-        """Remembers the model's own `train_step` and train function (once per `fit`)."""
-        if not self._installed:
-            self._saved_train_step = model.__dict__.get("train_step", _MISSING)
-            self._saved_train_function = model.train_function
-            self._installed = True
-
-    def _install(self):
-        model = self.model
-        self._take_over(model)
-        key = self._key(model)
-        cached = self._cache.get(key)
-        if cached is not None:
-            wrapper, function = cached
-            _set_train_step(model, wrapper)
-            model.train_function = function
-            return
-        self.refresh()
-        self._cache[key] = (model.__dict__["train_step"], model.train_function)
-        while len(self._cache) > _CACHE_SIZE:
-            self._cache.pop(next(iter(self._cache)))
+        owner_of(model).install(key, self._make_wrapper)
 
     def refresh(self):
         """Installs a fresh wrapper and rebuilds the train function (one retrace).
 
-        Also what the stock-layer path calls after changing a stock layer's rate:
-        `jax.jit` caches traces by function, so the wrapper must be a new object.
+        What the stock-layer path calls after changing a stock layer's rate.
         """
-        model = self.model
-        self._take_over(model)
-        _set_train_step(model, self._make_wrapper(model))
-        model.make_train_function(force=True)
+        owner_of(self.model).rebuild(self._make_wrapper)
 
-    def uninstall(self, keep_function=True):
-        """Restores the model's own `train_step` and the train function it had."""
+    def abort(self):
+        """Ends the current `fit` as failed: undoes the callbacks' changes (see `on_abort`)."""
         model = self.model
-        if not self._installed or model is None:
-            return
-        if self._saved_train_step is _MISSING:
-            model.__dict__.pop("train_step", None)
-        else:
-            _set_train_step(model, self._saved_train_step)
-        model.train_function = self._saved_train_function if keep_function else None
-        self._installed = False
-        self._saved_train_step = _MISSING
-        self._saved_train_function = None
+        if model is not None:
+            owner_of(model).abort()
+        self._reset()
 
     def end(self, keep_function=True):
-        """Ends the current `fit`: uninstalls and forgets the registrations."""
-        self.uninstall(keep_function=keep_function)
-        self._session = None
-        self._owners = {}
-        self._log_keys = {}
-        self._knot_groups = []
-        self._fn_groups = []
+        """Ends the current `fit`: restores the model's step and forgets the registrations."""
+        model = self.model
+        if model is not None:
+            owner_of(model).end(keep_function=keep_function)
+        self._reset()
 
     # The wrapper ---------------------------------------------------------------------------------
 
-    def _original_step(self, model):
-        if self._saved_train_step is not _MISSING:
-            return self._saved_train_step
-        return getattr(type(model), "train_step").__get__(model)
-
-    def _make_wrapper(self, model):
-        original = self._original_step(model)
+    def _make_wrapper(self, original):
+        """A new step function: computes every scheduled rate, then runs `original`."""
         knot_groups = [list(g) for g in self._knot_groups]
-        knot_layers = [layer for g in knot_groups for layer in g]
-        groups = list(self._fn_groups)
-        layers = knot_layers + [layer for g in groups for layer in g.layers]
-        if not layers:
+        fn_groups = list(self._fn_groups)
+        if not knot_groups and not fn_groups:
 
             def plain_step(*args, **kwargs):
                 return original(*args, **kwargs)
 
             return plain_step
-        rate_vars = [layer.rate_variable for layer in layers]
-        knot_vars = [layer.rate_schedule_variable for layer in knot_layers]
-        scales = [ops.convert_to_tensor(g.scales, "float32") for g in groups]
+        rates = _Rates(knot_groups, fn_groups)
+        make = {"jax": _jax_step, "torch": _torch_step}.get(keras.backend.backend(), _graph_step)
+        return make(self.model, original, rates)
 
-        def clean(r):
-            # A NaN from a user schedule drops nothing rather than everything.
-            return ops.clip(ops.where(ops.isnan(r), 0.0, r), 0.0, 1.0)
 
-        def rate_list(step, knots):
-            """One float32 scalar per layer (JAX), computed once per knot group (`knots`:
-            the first layer's knots of each group). Kept unstacked: under XLA on JAX,
-            stacking 50 schedules and slicing the rates back out cost 30% of a
-            dispatch-bound step (CPU proxy of a GPU step; see benchmarks/RESULTS.md)."""
-            out = []
-            for k, group in zip(knots, knot_groups):
-                out.extend([clean(two_knots(step, k[0], k[1], k[2], k[3]))] * len(group))
-            for group in groups:
-                value = ops.cast(group.fn(step), "float32")
-                out.extend(clean(value * s) for s in group.scales)
-            return out
+def _clean(r):
+    # A NaN from a user schedule drops nothing rather than everything.
+    return ops.clip(ops.where(ops.isnan(r), 0.0, r), 0.0, 1.0)
 
-        def rate_vector(step, knots):
-            """All rates as one vector (torch: a handful of eager kernels, not 50;
-            TensorFlow: measured faster than one scalar per layer)."""
-            parts = []
-            if knots:
-                k = ops.stack(knots)
-                parts.append(two_knots(step, k[:, 0], k[:, 1], k[:, 2], k[:, 3]))
-            for group, scale in zip(groups, scales):
-                parts.append(ops.cast(group.fn(step), "float32") * scale)
-            return clean(parts[0] if len(parts) == 1 else ops.concatenate(parts))
 
-        counter, every = optimizer_step_counter(model.optimizer)
-        backend = keras.backend.backend()
-        if backend == "jax":
-            non_trainable = {id(v): i for i, v in enumerate(model.non_trainable_variables)}
-            rate_slots = [non_trainable[id(v)] for v in rate_vars]
-            knot_slots = [non_trainable[id(g[0].rate_schedule_variable)] for g in knot_groups]
-            optimizer_vars = [id(v) for v in model.optimizer.variables]
-            step_slot = optimizer_vars.index(id(counter))
+class _Rates:
+    """The scheduled layers of one wrapper and the two ways of computing their rates."""
 
-            def train_step(state, data):
-                trainable, non_trainable_values, optimizer_values, metrics = state
-                step = optimizer_values[step_slot] // every
-                new = rate_list(step, [non_trainable_values[i] for i in knot_slots])
-                non_trainable_values = list(non_trainable_values)
-                for slot, rate in zip(rate_slots, new):
-                    non_trainable_values[slot] = rate
-                return original((trainable, non_trainable_values, optimizer_values, metrics), data)
+    def __init__(self, knot_groups, fn_groups):
+        self.knot_groups = knot_groups
+        self.fn_groups = fn_groups
+        self.knot_layers = [layer for g in knot_groups for layer in g]
+        self.layers = self.knot_layers + [layer for g in fn_groups for layer in g.layers]
+        self.variables = [layer.rate_variable for layer in self.layers]
+        self.scales = [ops.convert_to_tensor(g.scales, "float32") for g in fn_groups]
 
-            return train_step
+    def as_list(self, step, knots):
+        """One float32 scalar per layer (JAX), computed once per knot group (`knots`:
+        the first layer's knots of each group). Kept unstacked: under XLA on JAX,
+        stacking 50 schedules and slicing the rates back out cost 30% of a
+        dispatch-bound step (CPU proxy of a GPU step; see benchmarks/RESULTS.md)."""
+        out = []
+        for k, group in zip(knots, self.knot_groups):
+            out.extend([_clean(two_knots(step, k[0], k[1], k[2], k[3]))] * len(group))
+        for group in self.fn_groups:
+            value = ops.cast(group.fn(step), "float32")
+            out.extend(_clean(value * s) for s in group.scales)
+        return out
 
-        if backend == "torch":
-            from keras_dropouts.ops import _torch
+    def as_vector(self, step, knots):
+        """All rates as one vector (torch: a handful of eager kernels, not 50;
+        TensorFlow: measured faster than one scalar per layer). `knots`: every
+        knot layer's knots."""
+        parts = []
+        if knots:
+            k = ops.stack(knots)
+            parts.append(two_knots(step, k[:, 0], k[:, 1], k[:, 2], k[:, 3]))
+        for group, scale in zip(self.fn_groups, self.scales):
+            parts.append(ops.cast(group.fn(step), "float32") * scale)
+        return _clean(parts[0] if len(parts) == 1 else ops.concatenate(parts))
 
-            assign = _torch_assigner(rate_vars)
-            if groups:
 
-                def train_step(*args, **kwargs):
-                    assign(rate_vector(counter.value // every, [v.value for v in knot_vars]))
-                    return original(*args, **kwargs)
+def _jax_step(model, original, rates):
+    """JAX: the step and the knots come from `state`; the rates replace the rate
+    variables' entries of its non-trainable part."""
+    counter, every = optimizer_step_counter(model.optimizer)
+    non_trainable = {id(v): i for i, v in enumerate(model.non_trainable_variables)}
+    rate_slots = [non_trainable[id(v)] for v in rates.variables]
+    knot_slots = [non_trainable[id(g[0].rate_schedule_variable)] for g in rates.knot_groups]
+    step_slot = [id(v) for v in model.optimizer.variables].index(id(counter))
 
-                return train_step
-            # Built-in schedules only: raw torch ops on a cached stack of the knots
-            # (the generic ops cost ~0.5 ms a step in eager dispatch).
-            stack = _torch.KnotStack()
+    def train_step(state, data):
+        trainable, non_trainable_values, optimizer_values, metrics = state
+        step = optimizer_values[step_slot] // every
+        new = rates.as_list(step, [non_trainable_values[i] for i in knot_slots])
+        non_trainable_values = list(non_trainable_values)
+        for slot, rate in zip(rate_slots, new):
+            non_trainable_values[slot] = rate
+        return original((trainable, non_trainable_values, optimizer_values, metrics), data)
 
-            def train_step(*args, **kwargs):
-                knots = stack([v.value for v in knot_vars])
-                assign(_torch.two_knot_rates(counter.value // every, knots))
-                return original(*args, **kwargs)
+    return train_step
 
-            return train_step
+
+def _torch_step(model, original, rates):
+    """torch: on-device arithmetic and one batched copy into the rate variables."""
+    from keras_dropouts.ops import _torch
+
+    counter, every = optimizer_step_counter(model.optimizer)
+    knot_vars = [layer.rate_schedule_variable for layer in rates.knot_layers]
+    assign = _torch_assigner(rates.variables)
+    if rates.fn_groups:
 
         def train_step(*args, **kwargs):
-            new = rate_vector(counter.value // every, [v.value for v in knot_vars])
-            for k, v in enumerate(rate_vars):  # TensorFlow: the vector measured faster
-                v.assign(new[k])
+            assign(rates.as_vector(counter.value // every, [v.value for v in knot_vars]))
             return original(*args, **kwargs)
 
         return train_step
+    # Built-in schedules only: raw torch ops on a cached stack of the knots
+    # (the generic ops cost ~0.5 ms a step in eager dispatch).
+    stack = _torch.KnotStack()
+
+    def train_step(*args, **kwargs):
+        knots = stack([v.value for v in knot_vars])
+        assign(_torch.two_knot_rates(counter.value // every, knots))
+        return original(*args, **kwargs)
+
+    return train_step
+
+
+def _graph_step(model, original, rates):
+    """TensorFlow: in-graph reads of the counter and assigns of the rate variables;
+    automatic control dependencies order them before the forward pass."""
+    counter, every = optimizer_step_counter(model.optimizer)
+    knot_vars = [layer.rate_schedule_variable for layer in rates.knot_layers]
+
+    def train_step(*args, **kwargs):
+        new = rates.as_vector(counter.value // every, [v.value for v in knot_vars])
+        for k, v in enumerate(rates.variables):  # the vector measured faster
+            v.assign(new[k])
+        return original(*args, **kwargs)
+
+    return train_step
 
 
 def _torch_assigner(variables):
@@ -315,11 +300,6 @@ def _torch_assigner(variables):
             _torch.prime_dropout_scalars(targets, vector)
 
     return assign
-
-
-def _set_train_step(model, fn):
-    # Plain instance attribute: no Keras tracking, and on torch no Module registration.
-    model.__dict__["train_step"] = fn
 
 
 def _describe(callback):

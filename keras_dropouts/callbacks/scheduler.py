@@ -10,7 +10,7 @@ from keras_dropouts._checks import check_bool, check_int, invalid
 from keras_dropouts._compat import optimizer_step_counter
 from keras_dropouts.callbacks import _in_step
 from keras_dropouts.callbacks._assign import RateWriter
-from keras_dropouts.callbacks.targets import configured_rate, is_package_layer, select_layers
+from keras_dropouts.callbacks.targets import configured_rate, is_package_layer, rate_writes, select_layers
 from keras_dropouts.schedules import Schedule, check_schedule_value
 
 # A stock-layer schedule that needs more distinct rates than this triggers a warning.
@@ -172,8 +172,8 @@ class DropoutScheduler(keras.callbacks.Callback):
         hub.begin(self)
         try:
             self._begin(model, hub)
-        except Exception:
-            hub.end()  # `fit` stops here and calls no `on_train_end`
+        except BaseException:
+            hub.abort()  # `fit` stops here and calls no `on_train_end`
             raise
 
     def _begin(self, model, hub):
@@ -200,6 +200,7 @@ class DropoutScheduler(keras.callbacks.Callback):
         self._install_in_step(hub, package)
 
         self._current = [float(layer.rate) for layer in self.targets]
+        hub.on_abort(self._rollback_action())
         self._last_base = None
         self._last_logged = self._rate_at(start)
         self._fit_retraces = 0
@@ -284,6 +285,22 @@ class DropoutScheduler(keras.callbacks.Callback):
         self._fn_cache = {}
 
     # Internals --------------------------------------------------------------------------------
+
+    def _rollback_action(self):
+        """A callable that puts back the targets' rates of before this `fit` (run if the
+        `fit` fails), except where the user has set a rate since."""
+        before = list(zip(self.targets, self._current, [rate_writes(x) for x in self.targets]))
+        current = self._current  # the list the stock path keeps up to date
+
+        def rollback():
+            for i, (layer, rate, writes) in enumerate(before):
+                if is_package_layer(layer):
+                    if rate_writes(layer) == writes:
+                        layer.rate_variable.assign(rate)
+                elif layer.rate == current[i]:  # still the rate this callback set
+                    layer.rate = rate
+
+        return rollback
 
     def _logged_rate(self):
         """The schedule's current value, read back from the layer with the largest factor."""

@@ -30,6 +30,11 @@ def configured_rate(layer):
     return _CONFIGURED[layer]
 
 
+def rate_writes(layer):
+    """How often `layer.rate = ...` was assigned (package layers; 0 for stock layers)."""
+    return getattr(layer, "_rate_writes", 0)
+
+
 def is_package_layer(layer):
     """True for layers whose rate lives in a variable (no retrace needed)."""
     return isinstance(layer, RateLayer)

@@ -53,6 +53,9 @@ class RateLayer(keras.layers.Layer):
             autocast=False,
         )
         self.configured_rate = rate
+        # Counts `layer.rate = ...` assignments: a schedule whose `fit` failed puts
+        # back the rate of before the fit only where the user has not set one since.
+        self._rate_writes = 0
         self.supports_masking = True
 
     @property
@@ -64,6 +67,7 @@ class RateLayer(keras.layers.Layer):
     @rate.setter
     def rate(self, value):
         self._rate.assign(check_rate(value))
+        self._rate_writes += 1
 
     @property
     def rate_variable(self):

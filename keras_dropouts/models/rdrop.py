@@ -10,7 +10,6 @@ compiled loss and the output structure is decided once per `compile()`
 """
 
 import contextlib
-import functools
 import threading
 import warnings
 
@@ -19,6 +18,7 @@ from keras import ops
 
 from keras_dropouts import _checks
 from keras_dropouts import _compat
+from keras_dropouts._step_owner import owner_of
 from keras_dropouts.models import _consistency
 from keras_dropouts.models import _rdrop_plan as plan_lib
 
@@ -387,25 +387,16 @@ class RDropModel(keras.Model):
             return self.train_function
         # Two compiled step functions: with R-Drop, and a plain single pass. The
         # flag is read when each function traces (lazily, at its first call; torch
-        # reads it every step). Each variant gets its own step callable: `jax.jit`
-        # caches traces by function identity, so two jits of one callable would
-        # share a trace. The variants wrap the current step, including a wrapper
-        # installed on the instance (the schedule callbacks install one).
-        own = self.__dict__.get("train_step")
-        step = own if own is not None else type(self).train_step.__get__(self)
-        functions = []
-        try:
-            for enabled in (True, False):
-                self._rdrop_enabled = enabled
-                self.__dict__["train_step"] = functools.partial(_call_step, step)
-                super().make_train_function(force=True)
-                functions.append(self.train_function)
-        finally:
-            if own is None:
-                self.__dict__.pop("train_step", None)
-            else:
-                self.__dict__["train_step"] = own
-        with_rdrop, plain = functions
+        # reads it every step). Both wrap the current step, including a wrapper of
+        # the schedule callbacks (the step owner builds the variants).
+        def enable(on):
+            return lambda: setattr(self, "_rdrop_enabled", on)
+
+        def build():
+            super(RDropModel, self).make_train_function(force=True)
+            return self.train_function
+
+        with_rdrop, plain = owner_of(self).variants(build, [enable(True), enable(False)])
         every = self.consistency_every
 
         def train_function(*args, **kwargs):
@@ -567,10 +558,6 @@ class RDropModel(keras.Model):
         if inner and not self.base_model.built:
             self.base_model.build_from_config(inner)
         self.built = True
-
-
-def _call_step(step, *args, **kwargs):
-    return step(*args, **kwargs)
 
 
 def _split_tensor(t, m, count=None):
