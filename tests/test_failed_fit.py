@@ -23,6 +23,15 @@ HOOKS = [
     ("on_train_end", None),
 ]
 N, BATCH = 32, 8
+BACKEND = keras.backend.backend()
+KERAS = tuple(int(v) for v in keras.__version__.split(".")[:2])
+
+
+def _skip_if_keras_loses_the_state(hook):
+    # Keras' JAX `fit` before 3.10 has no `finally` that syncs the state back into
+    # the variables: after an exception mid-epoch the model's variables are gone.
+    if BACKEND == "jax" and KERAS < (3, 10) and "batch" in hook:
+        pytest.skip("Keras < 3.10 on JAX loses the model's state when fit raises mid-epoch")
 
 
 class Raiser(keras.callbacks.Callback):
@@ -118,6 +127,7 @@ def _fail(model, raiser, scheduled):
     + [("on_train_batch_end", 1, KeyboardInterrupt), ("on_epoch_end", 0, KeyboardInterrupt)],
 )
 def test_a_failed_scheduled_fit_leaves_nothing_behind(kind, hook, at, error, tmp_path):
+    _skip_if_keras_loses_the_state(hook)
     model, twin = _build(kind), _build(kind)
     start = _weights(model)
     np.testing.assert_array_equal(start[0], _weights(twin)[0])
@@ -169,6 +179,7 @@ def test_a_rate_set_by_hand_after_a_failed_fit_is_kept(kind):
 
 def test_an_exception_from_train_on_batch_hooks_is_handled_too():
     # `train_on_batch` after a failed fit builds no schedule into its step either.
+    _skip_if_keras_loses_the_state("on_train_batch_end")
     model = _build("plain")
     _fail(model, Raiser("on_train_batch_end", 0, RuntimeError), scheduled=True)
     x, y = _data()
