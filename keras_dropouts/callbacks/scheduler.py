@@ -1,7 +1,6 @@
 """DropoutScheduler: dropout rates from a schedule of the optimizer step."""
 
 import re
-import warnings
 
 import keras
 import numpy as np
@@ -9,12 +8,14 @@ import numpy as np
 from keras_dropouts._checks import check_bool, check_int, invalid
 from keras_dropouts._compat import optimizer_step_counter
 from keras_dropouts.callbacks import _in_step
-from keras_dropouts.callbacks._assign import RateWriter
-from keras_dropouts.callbacks.targets import configured_rate, is_package_layer, rate_writes, select_layers
-from keras_dropouts.schedules import Schedule, check_schedule_value
-
-# A stock-layer schedule that needs more distinct rates than this triggers a warning.
-_RETRACE_WARN_THRESHOLD = 8
+from keras_dropouts.callbacks.rate_paths import (
+    RETRACE_WARN_THRESHOLD,
+    HostWrites,
+    InStepRates,
+    StockRetrace,
+)
+from keras_dropouts.callbacks.targets import configured_rate, is_package_layer, select_layers
+from keras_dropouts.schedules import check_schedule_value
 # Host checks of a schedule's range at `fit` start use this many steps.
 _PROBES = 65
 
@@ -123,7 +124,12 @@ class DropoutScheduler(keras.callbacks.Callback):
         self.relative = check_bool(relative, "relative")
         self.retrace_count = 0
         self.targets = []
-        self.evaluation = None  # "in_step" or "host" for the package layers, set by `fit`
+        self._scales = []
+        self._paths = []  # the rate paths of the current `fit` (see rate_paths.py)
+        self._active_schedule = None
+        self._last_base = None
+        self._last_logged = None
+        self._epoch_start_step = 0
 
     @property
     def log_key(self):
@@ -176,6 +182,12 @@ class DropoutScheduler(keras.callbacks.Callback):
             hub.abort()  # `fit` stops here and calls no `on_train_end`
             raise
 
+    @property
+    def evaluation(self):
+        """`"in_step"` or `"host"`: how the package layers get their rates in this `fit`
+        (None before `fit`, or without package layers)."""
+        return next((p.evaluation for p in self._paths if p.evaluation), None)
+
     def _begin(self, model, hub):
         self.targets = select_layers(model, self.layers)
         hub.claim(self, self.targets, self.log_key)
@@ -187,83 +199,52 @@ class DropoutScheduler(keras.callbacks.Callback):
         spe = self.steps_per_epoch or params.get("steps")
         epochs = params.get("epochs")
         total = spe * epochs if (spe and epochs) else None
-        self._spe = spe
         self._active_schedule = self._make_schedule(spe, total)
         start = self._read_iterations()
         # One host pass over the run: validates every value and counts the distinct
         # rates (the stock-layer path retraces once per distinct rate).
         probed = self._check_range(start, total)
-
-        package = [i for i in range(n) if is_package_layer(self.targets[i])]
-        self._stock_idx = [i for i in range(n) if i not in package]
-        self._host_idx = []
-        self._install_in_step(hub, package)
-
-        self._current = [float(layer.rate) for layer in self.targets]
-        hub.on_abort(self._rollback_action())
+        self._paths = self._make_paths(model, hub)
+        for path in self._paths:
+            hub.on_abort(path.rollback)
+            if isinstance(path, StockRetrace):
+                path.check_can_switch_on(getattr(self._active_schedule, "max_rate", None))
+                if total is not None and len(probed) > RETRACE_WARN_THRESHOLD:
+                    path.warn_retraces()
         self._last_base = None
         self._last_logged = self._rate_at(start)
-        self._fit_retraces = 0
-        self._epoch = 0
         self._epoch_start_step = start
-        self._fn_cache = {}
-        self._writer = None
-        if self._host_idx:
-            variables = [self.targets[i].rate_variable for i in self._host_idx]
-            self._writer = RateWriter(model, variables)
-            self._writer_pos = {i: k for k, i in enumerate(self._host_idx)}
-        if self._stock_idx:
-            self._fn_cache[self._stock_key(self._current)] = model.train_function
-            self._check_stock_can_switch_on(getattr(self._active_schedule, "max_rate", None))
-            self._warned_retrace = False
-            if total is not None and len(probed) > _RETRACE_WARN_THRESHOLD:
-                self._warn_retraces()
 
-    def _install_in_step(self, hub, package):
-        self._in_step_idx = []
-        if not package:
-            self.evaluation = None
-            return
-        schedule = self._active_schedule
-        if isinstance(schedule, Schedule):
-            a, b, v0, v1 = schedule.knots()
-            by_scale = {}  # layers with one scale share their knots
-            for i in package:
-                s = self._scales[i]
-                self.targets[i].rate_schedule_variable.assign(
-                    np.asarray([a, b, v0 * s, v1 * s], "float32")
-                )
-                by_scale.setdefault(s, []).append(self.targets[i])
-            hub.add_knots(list(by_scale.values()))
-        else:
-            counter, _ = optimizer_step_counter(self._model.optimizer)
-            dtype = keras.backend.standardize_dtype(counter.dtype)
-            reason = _in_step.traceable(schedule, dtype)
-            if reason is not None:
-                warnings.warn(
-                    f"{type(self).__name__}: the schedule {schedule!r} cannot be evaluated "
-                    f"inside the compiled train step ({reason}), so its rates are written "
-                    "from the host before every batch, which is slow on accelerators. Build "
-                    "it from `keras.ops` (no Python `if` on the step), or use "
-                    "`keras_dropouts.schedules`.",
-                    stacklevel=2,
-                )
-                self.evaluation = "host"
-                self._host_idx = package
-                return
-            layers = [self.targets[i] for i in package]
-            hub.add_fn(schedule, layers, [self._scales[i] for i in package])
-        self.evaluation = "in_step"
-        self._in_step_idx = package
+    def _make_paths(self, model, hub):
+        """One rate path for the package layers (in the step, or host writes when the
+        schedule cannot be traced) and one for the stock layers."""
+        package = [(layer, s) for layer, s in zip(self.targets, self._scales) if is_package_layer(layer)]
+        stock = [(layer, s) for layer, s in zip(self.targets, self._scales) if not is_package_layer(layer)]
+        paths = []
+        if package:
+            layers, scales = zip(*package)
+            path = InStepRates.install(self, hub, self._active_schedule, layers, scales)
+            paths.append(path if path is not None else HostWrites(self, model, layers, scales))
+        if stock:
+            layers, scales = zip(*stock)
+            paths.append(StockRetrace(self, hub, layers, scales))
+        return paths
+
+    def _host_paths(self):
+        return [p for p in self._paths if p.host]
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch
-        if self._host_idx or self._stock_idx:
+        if self._host_paths():
             self._epoch_start_step = self._read_iterations()
 
     def on_train_batch_begin(self, batch, logs=None):
-        if self._host_idx or self._stock_idx:
-            self._apply(self._epoch_start_step + int(batch))
+        paths = self._host_paths()
+        if paths:
+            base = self._rate_at(self._epoch_start_step + int(batch))
+            if base != self._last_base:
+                for path in paths:
+                    path.apply(base)
+                self._last_base = base
 
     def on_epoch_end(self, epoch, logs=None):
         rate = self._logged_rate()
@@ -279,28 +260,14 @@ class DropoutScheduler(keras.callbacks.Callback):
         self._last_logged = rate
 
     def on_train_end(self, logs=None):
-        hub = _in_step.hub_for(self._model)
+        retraces = sum(p.retraces for p in self._paths)
+        self.retrace_count += retraces
         # The model keeps the train function that matches stock layers' final rates.
-        hub.end(keep_function=self._fit_retraces == 0)
-        self._fn_cache = {}
+        _in_step.hub_for(self._model).end(keep_function=retraces == 0)
+        for path in self._paths:
+            path.release()
 
     # Internals --------------------------------------------------------------------------------
-
-    def _rollback_action(self):
-        """A callable that puts back the targets' rates of before this `fit` (run if the
-        `fit` fails), except where the user has set a rate since."""
-        before = list(zip(self.targets, self._current, [rate_writes(x) for x in self.targets]))
-        current = self._current  # the list the stock path keeps up to date
-
-        def rollback():
-            for i, (layer, rate, writes) in enumerate(before):
-                if is_package_layer(layer):
-                    if rate_writes(layer) == writes:
-                        layer.rate_variable.assign(rate)
-                elif layer.rate == current[i]:  # still the rate this callback set
-                    layer.rate = rate
-
-        return rollback
 
     def _logged_rate(self):
         """The schedule's current value, read back from the layer with the largest factor."""
@@ -334,70 +301,5 @@ class DropoutScheduler(keras.callbacks.Callback):
         else:
             probe = np.unique(np.linspace(start, max(start, total - 1), _PROBES).round())
         return {self._rate_at(int(step)) for step in probe}
-
-    def _apply(self, step):
-        base = self._rate_at(step)
-        if base == self._last_base:
-            return
-        rates = [base * s for s in self._scales]
-        changed = [i for i in self._host_idx if rates[i] != self._current[i]]
-        if changed:
-            # On JAX the writer syncs the state first (as `self.model` does, DESIGN.md §2).
-            self._writer.write([self._writer_pos[i] for i in changed], [rates[i] for i in changed])
-            for i in changed:
-                self._current[i] = rates[i]
-        if any(rates[i] != self._current[i] for i in self._stock_idx):
-            self._switch_stock(rates)
-        self._last_base = base
-
-    def _stock_key(self, rates):
-        return tuple(rates[i] for i in self._stock_idx)
-
-    def _check_stock_can_switch_on(self, rate):
-        if rate is None or rate <= 0:
-            return
-        for i in self._stock_idx:
-            layer = self.targets[i]
-            if self._current[i] == 0 and getattr(layer, "seed_generator", None) is None:
-                raise ValueError(
-                    f"{type(self).__name__}: layer {layer.name!r} is a stock "
-                    f"keras.layers.{type(layer).__name__} built with rate=0; it never created "
-                    "a seed generator, so it cannot be switched on during training. Build it "
-                    "with a rate > 0, or use keras_dropouts.layers.ScheduledDropout (see "
-                    "keras_dropouts.layers.swap_dropout)."
-                )
-
-    def _switch_stock(self, rates):
-        self._check_stock_can_switch_on(max(rates[i] for i in self._stock_idx))
-        for i in self._stock_idx:
-            self.targets[i].rate = rates[i]
-            self._current[i] = rates[i]
-        key = self._stock_key(rates)
-        model = self._model  # no JAX state sync needed: only the Python function changes
-        cached = self._fn_cache.get(key)
-        if cached is not None:
-            model.train_function = cached
-            return
-        _in_step.hub_for(model).refresh()
-        self._fn_cache[key] = model.train_function
-        self.retrace_count += 1
-        self._fit_retraces += 1
-        if len(self._fn_cache) > _RETRACE_WARN_THRESHOLD:
-            self._warn_retraces()
-
-    def _warn_retraces(self):
-        if self._warned_retrace:
-            return
-        self._warned_retrace = True
-        names = [self.targets[i].name for i in self._stock_idx][:5]
-        warnings.warn(
-            f"{type(self).__name__}: the schedule takes many distinct values and targets "
-            f"stock Keras dropout layers {names}, whose rate is fixed at trace time: the train "
-            "function is retraced once per distinct rate. Use "
-            "keras_dropouts.layers.ScheduledDropout (e.g. via "
-            "keras_dropouts.layers.swap_dropout(model)) to change rates without retracing.",
-            stacklevel=2,
-        )
-
 
 __all__ = ["DropoutScheduler"]
