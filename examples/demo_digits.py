@@ -99,7 +99,6 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_dropouts as kd  # noqa: E402
-from keras_dropouts.callbacks.targets import iter_layers  # noqa: E402
 
 
 # --------------------------------------------------------------------------- data
@@ -192,10 +191,10 @@ class RateRecorder(keras.callbacks.Callback):
 
 
 def _find_layer(model, name):
-    for layer in iter_layers(model):
-        if layer.name == name:
-            return layer
-    return None
+    try:
+        return kd.callbacks.select_layers(model, name)[0]
+    except ValueError:  # no dropout layer of that name
+        return None
 
 
 class Progress(keras.callbacks.Callback):

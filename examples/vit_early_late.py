@@ -9,7 +9,7 @@ Liu et al. 2023 ("Dropout Reduces Underfitting"), scaled down:
 - The backbone is `keras_hub.models.ViTBackbone` built from a tiny config (no preset,
   nothing downloaded), with `dropout_rate=0.1`. Its stock `keras.layers.Dropout`
   layers read their rate at trace time, so they are converted in place with
-  `keras_dropouts.callbacks.to_scheduled_dropout` (same rate, seed, name): the linear
+  `keras_dropouts.layers.to_scheduled_dropout` (same rate, seed, name): the linear
   decay then reaches the compiled step without retracing. (`--stock` instead keeps
   the stock layers and lets `EarlyDropout` switch them by retracing, mode "constant".)
 - Stochastic depth is added around each of the backbone's own encoder blocks

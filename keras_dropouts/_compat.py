@@ -51,10 +51,37 @@ def in_stateless_scope():
 
 # ------------------------------------------------------------------------ layers
 
+# Keras 3.8 - 3.15: the class of functional models (not exported).
+from keras.src.models.functional import Functional  # noqa: E402
 
-def flatten_layers(model, include_self=True):
-    """All layers of `model` at any depth (Keras 3.8 - 3.15: `Layer._flatten_layers`)."""
-    return list(model._flatten_layers(include_self=include_self, recursive=True))
+
+def iter_layers(model):
+    """All sub-layers of `model`, depth first, in model order, each once.
+
+    Recurses into nested models, keras-hub backbones and any layer that tracks
+    sub-layers (Keras 3.8 - 3.15: `Layer._layers`; models list theirs in
+    `model.layers`, functional ones in graph order, so for a stack of residual
+    blocks the DropPath layers come out shallow to deep).
+    """
+    seen = set()
+    out = []
+
+    def visit(layer):
+        children = layer.layers if isinstance(layer, keras.Model) else (getattr(layer, "_layers", None) or [])
+        for sub in list(children):
+            if id(sub) not in seen:
+                seen.add(id(sub))
+                out.append(sub)
+                visit(sub)
+
+    visit(model)
+    return out
+
+
+def is_graph_model(model):
+    """True for Sequential and functional models (a graph of layers that can be cloned
+    with other layers), False for subclassed ones (Keras 3.8 - 3.15: `Functional`)."""
+    return isinstance(model, (keras.Sequential, Functional))
 
 
 # ------------------------------------------------------------------------ losses
@@ -161,7 +188,7 @@ def activity_regularized_layers(model):
         return []
     return [
         layer
-        for layer in flatten_layers(model, include_self=True)
+        for layer in [model, *iter_layers(model)]
         if getattr(layer, "activity_regularizer", None) is not None
     ]
 

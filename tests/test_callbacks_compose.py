@@ -169,8 +169,9 @@ def test_unknown_layer_name_lists_the_candidates():
         kd.callbacks.select_layers(model, "nope")
 
 
-def test_swap_dropout_has_a_home_in_layers_and_the_old_path_works():
-    from keras_dropouts.callbacks import swap_dropout as old
-
-    assert old is kd.layers.swap_dropout
-    assert kd.callbacks.to_scheduled_dropout is kd.layers.to_scheduled_dropout
+def test_swap_dropout_lives_in_layers_only():
+    assert callable(kd.layers.swap_dropout) and callable(kd.layers.to_scheduled_dropout)
+    assert not hasattr(kd.callbacks, "swap_dropout")
+    assert not hasattr(kd.callbacks, "to_scheduled_dropout")
+    with pytest.raises(ImportError):
+        from keras_dropouts.callbacks import swap_dropout  # noqa: F401

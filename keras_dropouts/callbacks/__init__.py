@@ -3,13 +3,11 @@
 - `DropoutScheduler(schedule, layers=None)`: any `step -> rate` schedule.
 - `EarlyDropout(rate, cutoff_epoch, mode)` / `LateDropout(rate, start_epoch, mode)`:
   Liu et al. 2023.
-- `swap_dropout`: kept here for compatibility; it lives in `keras_dropouts.layers`.
 - `select_layers(model, layers)`: the target discovery the callbacks use.
 """
 
 from keras_dropouts.callbacks.early_late import EarlyDropout, LateDropout
 from keras_dropouts.callbacks.scheduler import DropoutScheduler
-from keras_dropouts.callbacks.swap import swap_dropout, to_scheduled_dropout
 from keras_dropouts.callbacks.targets import select_layers
 
 __all__ = [
@@ -17,6 +15,4 @@ __all__ = [
     "EarlyDropout",
     "LateDropout",
     "select_layers",
-    "swap_dropout",
-    "to_scheduled_dropout",
 ]

@@ -21,7 +21,7 @@ import numpy as np
 from keras_dropouts._compat import optimizer_step_counter
 from keras_dropouts.callbacks import _in_step
 from keras_dropouts.callbacks._assign import RateWriter
-from keras_dropouts.callbacks.targets import rate_writes
+from keras_dropouts.layers.base import rate_writes
 from keras_dropouts.schedules import Schedule
 
 # A stock-layer schedule that needs more distinct rates than this triggers a warning.

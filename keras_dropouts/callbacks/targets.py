@@ -4,15 +4,8 @@ import weakref
 
 import keras
 
-from keras_dropouts.layers.base import RateLayer
-
-#: Stock Keras layers whose (Python float) `rate` the callbacks can switch by retracing.
-STOCK_TYPES = (
-    keras.layers.Dropout,  # includes SpatialDropout1D/2D/3D
-    keras.layers.GaussianDropout,
-    keras.layers.AlphaDropout,
-)
-
+from keras_dropouts._compat import iter_layers
+from keras_dropouts.layers.kinds import is_package_layer, is_stock_layer
 
 _CONFIGURED = weakref.WeakKeyDictionary()
 
@@ -28,48 +21,6 @@ def configured_rate(layer):
     if layer not in _CONFIGURED:
         _CONFIGURED[layer] = float(layer.rate)
     return _CONFIGURED[layer]
-
-
-def rate_writes(layer):
-    """How often `layer.rate = ...` was assigned (package layers; 0 for stock layers)."""
-    return getattr(layer, "_rate_writes", 0)
-
-
-def is_package_layer(layer):
-    """True for layers whose rate lives in a variable (no retrace needed)."""
-    return isinstance(layer, RateLayer)
-
-
-def is_stock_layer(layer):
-    """True for stock Keras dropout layers (rate is a Python float read at trace time)."""
-    return isinstance(layer, STOCK_TYPES) and not isinstance(layer, RateLayer)
-
-
-def iter_layers(model):
-    """All sub-layers of `model`, depth first, in model order, each once.
-
-    Recurses into nested models, keras-hub backbones and any layer that tracks
-    sub-layers. Functional models list their layers in graph order, so for a
-    stack of residual blocks the DropPath layers come out shallow to deep.
-    """
-    seen = set()
-    out = []
-
-    def children(layer):
-        if isinstance(layer, keras.Model):
-            return list(layer.layers)
-        return list(getattr(layer, "_layers", []) or [])
-
-    def visit(layer):
-        for sub in children(layer):
-            if id(sub) in seen:
-                continue
-            seen.add(id(sub))
-            out.append(sub)
-            visit(sub)
-
-    visit(model)
-    return out
 
 
 def _describe(spec):
@@ -117,60 +68,65 @@ def select_layers(model, layers=None):
     """
     all_layers = iter_layers(model)
     if layers is None:
-        selected = [layer for layer in all_layers if is_package_layer(layer)]
-        if not selected:
-            stock = [layer.name for layer in all_layers if is_stock_layer(layer)]
-            hint = ""
-            if stock:
-                hint = (
-                    f" The model has stock dropout layers {stock[:5]}: select them explicitly "
-                    "with `layers=keras.layers.Dropout` (switched by retracing), or convert them "
-                    "with `keras_dropouts.callbacks.swap_dropout(model)`."
-                )
-            raise ValueError(
-                f"No keras_dropouts layer found in model {model.name!r}; nothing to schedule."
-                + hint
-            )
-        return selected
-
+        return _every_package_layer(model, all_layers)
     specs = list(layers) if isinstance(layers, (list, tuple, set)) else [layers]
     if not specs:
         raise ValueError("Argument `layers` is an empty list; pass None for every dropout layer.")
-    selected = []
-    seen = set()
-    known = {id(x) for x in all_layers}
+    selected = {}  # id -> layer, in the order found
     for spec in specs:
-        if isinstance(spec, keras.layers.Layer) and id(spec) not in known:
-            raise ValueError(
-                f"Argument `layers`: layer {spec.name!r} is not part of model {model.name!r}."
-            )
-        # Instances and names must point at dropout layers; classes and predicates
-        # simply skip non-dropout matches (a name predicate may also match a Dense).
-        strict = isinstance(spec, (keras.layers.Layer, str))
-        found = False
-        for layer in all_layers:
-            if not _matches(layer, spec):
-                continue
-            if not (is_package_layer(layer) or is_stock_layer(layer)):
-                if strict:
-                    _raise_not_dropout(layer)
-                continue
-            found = True
-            if id(layer) not in seen:
-                seen.add(id(layer))
-                selected.append(layer)
-        if not found:
-            names = [x.name for x in all_layers if is_package_layer(x) or is_stock_layer(x)]
-            raise ValueError(
-                f"Argument `layers`: no dropout layer of model {model.name!r} matches "
-                f"{_describe(spec)}. Its dropout layers are: {names}."
-            )
+        for layer in _matching(model, all_layers, spec):
+            selected.setdefault(id(layer), layer)
+    selected = list(selected.values())
     if not all(isinstance(spec, keras.layers.Layer) for spec in specs):
         # Model order (shallow to deep), which the depth rule relies on; an explicit
         # list of layer instances keeps the order given.
         order = {id(layer): i for i, layer in enumerate(all_layers)}
         selected.sort(key=lambda layer: order[id(layer)])
     return selected
+
+
+def _is_dropout(layer):
+    return is_package_layer(layer) or is_stock_layer(layer)
+
+
+def _every_package_layer(model, all_layers):
+    selected = [layer for layer in all_layers if is_package_layer(layer)]
+    if selected:
+        return selected
+    stock = [layer.name for layer in all_layers if is_stock_layer(layer)]
+    hint = ""
+    if stock:
+        hint = (
+            f" The model has stock dropout layers {stock[:5]}: select them explicitly "
+            "with `layers=keras.layers.Dropout` (switched by retracing), or convert them "
+            "with `keras_dropouts.layers.swap_dropout(model)`."
+        )
+    raise ValueError(f"No keras_dropouts layer found in model {model.name!r}; nothing to schedule." + hint)
+
+
+def _matching(model, all_layers, spec):
+    """The dropout layers of `all_layers` that `spec` selects (at least one)."""
+    if isinstance(spec, keras.layers.Layer) and all(spec is not x for x in all_layers):
+        raise ValueError(f"Argument `layers`: layer {spec.name!r} is not part of model {model.name!r}.")
+    # Instances and names must point at dropout layers; classes and predicates
+    # simply skip non-dropout matches (a name predicate may also match a Dense).
+    strict = isinstance(spec, (keras.layers.Layer, str))
+    found = []
+    for layer in all_layers:
+        if not _matches(layer, spec):
+            continue
+        if not _is_dropout(layer):
+            if strict:
+                _raise_not_dropout(layer)
+            continue
+        found.append(layer)
+    if not found:
+        names = [x.name for x in all_layers if _is_dropout(x)]
+        raise ValueError(
+            f"Argument `layers`: no dropout layer of model {model.name!r} matches "
+            f"{_describe(spec)}. Its dropout layers are: {names}."
+        )
+    return found
 
 
 def _raise_not_dropout(layer):
@@ -181,4 +137,4 @@ def _raise_not_dropout(layer):
     )
 
 
-__all__ = ["STOCK_TYPES", "is_package_layer", "is_stock_layer", "iter_layers", "select_layers"]
+__all__ = ["configured_rate", "select_layers"]

@@ -1,11 +1,23 @@
 """Shared base for layers whose drop rate lives in a non-trainable variable."""
 
+import weakref
+
 import keras
 import numpy as np
 from keras import ops
 
 from keras_dropouts import _checks
 from keras_dropouts._checks import check_rate
+
+
+# Counts `layer.rate = ...` assignments per layer: a schedule whose `fit` failed puts
+# back the rate of before the fit only where the user has not set one since.
+_WRITES = weakref.WeakKeyDictionary()
+
+
+def rate_writes(layer):
+    """How often `layer.rate = ...` was assigned (0 for a layer never assigned)."""
+    return _WRITES.get(layer, 0)
 
 
 class RateLayer(keras.layers.Layer):
@@ -53,9 +65,6 @@ class RateLayer(keras.layers.Layer):
             autocast=False,
         )
         self.configured_rate = rate
-        # Counts `layer.rate = ...` assignments: a schedule whose `fit` failed puts
-        # back the rate of before the fit only where the user has not set one since.
-        self._rate_writes = 0
         self.supports_masking = True
 
     @property
@@ -67,7 +76,7 @@ class RateLayer(keras.layers.Layer):
     @rate.setter
     def rate(self, value):
         self._rate.assign(check_rate(value))
-        self._rate_writes += 1
+        _WRITES[self] = _WRITES.get(self, 0) + 1
 
     @property
     def rate_variable(self):

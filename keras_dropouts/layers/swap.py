@@ -2,6 +2,8 @@
 
 import keras
 
+from keras_dropouts._compat import is_graph_model
+from keras_dropouts.layers.kinds import is_convertible
 from keras_dropouts.layers.scheduled_dropout import ScheduledDropout
 
 
@@ -19,15 +21,6 @@ def _spatial_noise_shape(layer):
     return (None,) + ones + (None,)
 
 
-def _convertible(layer):
-    return type(layer) in (
-        keras.layers.Dropout,
-        keras.layers.SpatialDropout1D,
-        keras.layers.SpatialDropout2D,
-        keras.layers.SpatialDropout3D,
-    )
-
-
 def to_scheduled_dropout(layer):
     """Returns a `ScheduledDropout` equivalent to a stock `Dropout`/`SpatialDropout*` layer.
 
@@ -38,7 +31,7 @@ def to_scheduled_dropout(layer):
     >>> to_scheduled_dropout(keras.layers.Dropout(0.2)).rate
     0.2
     """
-    if not _convertible(layer):
+    if not is_convertible(layer):
         raise ValueError(
             "to_scheduled_dropout expects a keras.layers.Dropout or SpatialDropout1D/2D/3D. "
             f"Received: {type(layer).__name__}"
@@ -81,21 +74,16 @@ def swap_dropout(model, recursive=True):
     """
     if not isinstance(model, keras.Model):
         raise TypeError(f"swap_dropout expects a keras.Model. Received: {type(model).__name__}")
-    is_graph = isinstance(model, keras.Sequential) or hasattr(model, "_operations")
-    if not is_graph or not getattr(model, "_is_graph_network", is_graph):
+    if not is_graph_model(model):
         raise ValueError(
             f"swap_dropout supports Sequential and functional models; {model.name!r} is a "
             "subclassed model. Use keras_dropouts.layers.ScheduledDropout in its definition."
         )
 
     def clone(layer):
-        if _convertible(layer):
+        if is_convertible(layer):
             return to_scheduled_dropout(layer)
-        if (
-            recursive
-            and isinstance(layer, keras.Model)
-            and (isinstance(layer, keras.Sequential) or hasattr(layer, "_operations"))
-        ):
+        if recursive and is_graph_model(layer):
             return swap_dropout(layer, recursive=True)
         return layer
 

@@ -19,6 +19,7 @@ from keras import ops
 from keras_dropouts import _checks
 from keras_dropouts import _compat
 from keras_dropouts._step_owner import owner_of
+from keras_dropouts.layers.kinds import draws_noise
 from keras_dropouts.models import _consistency
 from keras_dropouts.models import _rdrop_plan as plan_lib
 
@@ -30,25 +31,30 @@ if _TENSORFLOW:
     from keras_dropouts.models import _consistency_tf
 
 
-def _dropout_like_classes():
-    from keras_dropouts.layers.base import RateLayer
-
-    return (
-        RateLayer,
-        keras.layers.Dropout,
-        keras.layers.SpatialDropout1D,
-        keras.layers.SpatialDropout2D,
-        keras.layers.SpatialDropout3D,
-        keras.layers.GaussianDropout,
-        keras.layers.AlphaDropout,
-        keras.layers.GaussianNoise,
-    )
-
-
 def has_dropout_like_layer(model):
     """Whether `model` contains (at any depth) a layer that draws random noise."""
-    classes = _dropout_like_classes()
-    return any(isinstance(layer, classes) for layer in _compat.flatten_layers(model))
+    return any(draws_noise(layer) for layer in _compat.iter_layers(model))
+
+
+def _base_model(inputs, outputs, model):
+    """The model to wrap: `model`, or a functional model of `inputs` and `outputs`."""
+    if model is None:
+        if inputs is None or outputs is None:
+            raise ValueError(
+                "RDropModel needs either `inputs` and `outputs` (functional "
+                "construction) or a built `model` (see `RDropModel.from_model`)."
+            )
+        # A class that also wraps must not hand `inputs/outputs` to `Model.__init__`
+        # (Keras would rewrite its bases to `Functional`): build an inner model.
+        return keras.Model(inputs, outputs)
+    if inputs is not None or outputs is not None:
+        raise ValueError("Pass either `inputs`/`outputs` or `model`, not both.")
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            "Invalid value received for argument `model`. Expected a keras.Model. "
+            f"Received: model of type {type(model).__name__}"
+        )
+    return model
 
 
 def _num_replicas():
@@ -207,20 +213,7 @@ class RDropModel(keras.Model):
         log_consistency=True,
         **kwargs,
     ):
-        if model is None:
-            if inputs is None or outputs is None:
-                raise ValueError(
-                    "RDropModel needs either `inputs` and `outputs` (functional "
-                    "construction) or a built `model` (see `RDropModel.from_model`)."
-                )
-            model = keras.Model(inputs, outputs)
-        elif inputs is not None or outputs is not None:
-            raise ValueError("Pass either `inputs`/`outputs` or `model`, not both.")
-        if not isinstance(model, keras.Model):
-            raise TypeError(
-                "Invalid value received for argument `model`. Expected a keras.Model. "
-                f"Received: model of type {type(model).__name__}"
-            )
+        model = _base_model(inputs, outputs, model)
         alpha = plan_lib.check_alpha(alpha)
         passes = _checks.check_int(passes, "passes", min_value=2)
         consistency_every = _checks.check_int(consistency_every, "consistency_every", min_value=1)
@@ -230,7 +223,6 @@ class RDropModel(keras.Model):
                 "Invalid value received for argument `log_consistency`. Expected True or False. "
                 f"Received: log_consistency={log_consistency!r}"
             )
-        self._functional_construction = kwargs.pop("functional_construction", inputs is not None)
         super().__init__(**kwargs)
         self.base_model = model
         self.alpha = alpha
@@ -288,18 +280,16 @@ class RDropModel(keras.Model):
     @property
     def output_names(self):
         """The wrapped model's output names (used by `compile` for per-output logs)."""
-        override = self.__dict__.get("_rdrop_output_names")
+        override = _compat.get_instance_attribute(self, "_rdrop_output_names")
         if override is not None:
             return override
-        try:
-            base = object.__getattribute__(self, "base_model")
-        except AttributeError:
-            base = getattr(self, "base_model", None)  # torch keeps submodules aside
-        return getattr(base, "output_names", None)
+        return getattr(getattr(self, "base_model", None), "output_names", None)
 
     @output_names.setter
     def output_names(self, value):
-        self.__dict__["_rdrop_output_names"] = value
+        # Keras sets this in `Model.__init__`, before `base_model` exists; kept out of
+        # Keras' attribute tracking.
+        _compat.set_instance_attribute(self, "_rdrop_output_names", value)
 
     # ------------------------------------------------------------------ forward
 
@@ -390,7 +380,10 @@ class RDropModel(keras.Model):
         # reads it every step). Both wrap the current step, including a wrapper of
         # the schedule callbacks (the step owner builds the variants).
         def enable(on):
-            return lambda: setattr(self, "_rdrop_enabled", on)
+            def configure():
+                self._rdrop_enabled = on
+
+            return configure
 
         def build():
             super(RDropModel, self).make_train_function(force=True)
@@ -539,12 +532,12 @@ class RDropModel(keras.Model):
             "consistency_every": self.consistency_every,
             "consistency": self.consistency,
             "log_consistency": self.log_consistency,
-            "functional_construction": self._functional_construction,
         }
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
+        config.pop("functional_construction", None)  # written by earlier versions
         model = keras.saving.deserialize_keras_object(
             config.pop("model"), custom_objects=custom_objects
         )
