@@ -29,6 +29,7 @@ from keras import ops
 
 from keras_dropouts._compat import optimizer_step_counter
 from keras_dropouts._step_owner import owner_of
+from keras_dropouts.layers.base import link_rate, unlink_rate
 from keras_dropouts.schedules import two_knots
 
 _HUBS = weakref.WeakKeyDictionary()
@@ -44,12 +45,21 @@ def hub_for(model):
 
 
 class FnGroup:
-    """A traceable user schedule driving `layers`, with a constant factor per layer."""
+    """A traceable user schedule driving `layers`, with a constant factor per layer.
+
+    `leaders` has one layer per distinct factor (`leader_scales`): the step computes
+    and writes only their rates; the other layers read their leader's (`link_rate`).
+    """
 
     def __init__(self, fn, layers, scales):
         self.fn = fn
         self.layers = list(layers)
         self.scales = [float(s) for s in scales]
+        by_scale = {}
+        for layer, scale in zip(self.layers, self.scales):
+            by_scale.setdefault(scale, []).append(layer)
+        self.leader_scales = list(by_scale)
+        self.groups = list(by_scale.values())
 
     def key(self):
         return (id(self.fn), tuple(id(layer) for layer in self.layers), tuple(self.scales))
@@ -63,7 +73,11 @@ class StepSchedules:
         self._model_ref = weakref.ref(model)
         self._reset()
 
-    def _reset(self):
+    def _reset(self, keep_rates=False):
+        for group in getattr(self, "_groups", []):
+            for layer in group[1:]:
+                unlink_rate(layer, keep_value=keep_rates)
+        self._groups = []  # every group of layers sharing one rate, leader first
         self._owners = {}  # id(layer) -> (layer, callback)
         self._log_keys = {}  # log key -> callback
         self._knot_groups = []  # lists of layers whose `rate_schedule` values are equal
@@ -119,12 +133,23 @@ class StepSchedules:
         scalar computation per layer was a kernel launch per layer on a GPU.
         """
         self._knot_groups.extend(list(g) for g in groups)
+        self._link([list(g) for g in groups])
         self._install()
 
     def add_fn(self, fn, layers, scales):
         """Schedules `layers` with `fn(step) * scale`, traced into the step."""
-        self._fn_groups.append(FnGroup(fn, layers, scales))
+        group = FnGroup(fn, layers, scales)
+        self._fn_groups.append(group)
+        self._link(group.groups)
         self._install()
+
+    def _link(self, groups):
+        """The layers of each group read the first one's rate variable (one rate to
+        write per group in the step, however many layers share it)."""
+        for group in groups:
+            for layer in group[1:]:
+                link_rate(layer, group[0].rate_variable)
+        self._groups.extend(groups)
 
     # Installation ----------------------------------------------------------------------------
 
@@ -157,7 +182,7 @@ class StepSchedules:
         model = self.model
         if model is not None:
             owner_of(model).end(keep_function=keep_function)
-        self._reset()
+        self._reset(keep_rates=True)
 
     # The wrapper ---------------------------------------------------------------------------------
 
@@ -187,28 +212,27 @@ class _Rates:
     def __init__(self, knot_groups, fn_groups):
         self.knot_groups = knot_groups
         self.fn_groups = fn_groups
-        self.knot_layers = [layer for g in knot_groups for layer in g]
-        self.layers = self.knot_layers + [layer for g in fn_groups for layer in g.layers]
-        self.variables = [layer.rate_variable for layer in self.layers]
-        self.scales = [ops.convert_to_tensor(g.scales, "float32") for g in fn_groups]
+        # One leader per group: the step writes only the leaders' rates (see `_link`).
+        self.knot_leaders = [g[0] for g in knot_groups]
+        self.leaders = self.knot_leaders + [lead[0] for g in fn_groups for lead in g.groups]
+        self.variables = [layer.rate_variable for layer in self.leaders]
+        self.scales = [ops.convert_to_tensor(g.leader_scales, "float32") for g in fn_groups]
 
     def as_list(self, step, knots):
-        """One float32 scalar per layer (JAX), computed once per knot group (`knots`:
-        the first layer's knots of each group). Kept unstacked: under XLA on JAX,
-        stacking 50 schedules and slicing the rates back out cost 30% of a
-        dispatch-bound step (CPU proxy of a GPU step; see benchmarks/RESULTS.md)."""
-        out = []
-        for k, group in zip(knots, self.knot_groups):
-            out.extend([_clean(two_knots(step, k[0], k[1], k[2], k[3]))] * len(group))
+        """One float32 scalar per leader (JAX; `knots`: each leader's knots). Kept
+        unstacked: under XLA on JAX, stacking 50 schedules and slicing the rates back
+        out cost 30% of a dispatch-bound step (CPU proxy of a GPU step; see
+        benchmarks/RESULTS.md)."""
+        out = [_clean(two_knots(step, k[0], k[1], k[2], k[3])) for k in knots]
         for group in self.fn_groups:
             value = ops.cast(group.fn(step), "float32")
-            out.extend(_clean(value * s) for s in group.scales)
+            out.extend(_clean(value * s) for s in group.leader_scales)
         return out
 
     def as_vector(self, step, knots):
-        """All rates as one vector (torch: a handful of eager kernels, not 50;
-        TensorFlow: measured faster than one scalar per layer). `knots`: every
-        knot layer's knots."""
+        """Every leader's rate as one vector (torch: a handful of eager kernels;
+        TensorFlow: measured faster than one scalar each). `knots`: each knot
+        leader's knots."""
         parts = []
         if knots:
             k = ops.stack(knots)
@@ -224,7 +248,7 @@ def _jax_step(model, original, rates):
     counter, every = optimizer_step_counter(model.optimizer)
     non_trainable = {id(v): i for i, v in enumerate(model.non_trainable_variables)}
     rate_slots = [non_trainable[id(v)] for v in rates.variables]
-    knot_slots = [non_trainable[id(g[0].rate_schedule_variable)] for g in rates.knot_groups]
+    knot_slots = [non_trainable[id(layer.rate_schedule_variable)] for layer in rates.knot_leaders]
     step_slot = [id(v) for v in model.optimizer.variables].index(id(counter))
 
     def train_step(state, data):
@@ -244,7 +268,7 @@ def _torch_step(model, original, rates):
     from keras_dropouts.ops import _torch
 
     counter, every = optimizer_step_counter(model.optimizer)
-    knot_vars = [layer.rate_schedule_variable for layer in rates.knot_layers]
+    knot_vars = [layer.rate_schedule_variable for layer in rates.knot_leaders]
     assign = _torch_assigner(rates.variables)
     if rates.fn_groups:
 
@@ -269,7 +293,7 @@ def _graph_step(model, original, rates):
     """TensorFlow: in-graph reads of the counter and assigns of the rate variables;
     automatic control dependencies order them before the forward pass."""
     counter, every = optimizer_step_counter(model.optimizer)
-    knot_vars = [layer.rate_schedule_variable for layer in rates.knot_layers]
+    knot_vars = [layer.rate_schedule_variable for layer in rates.knot_leaders]
 
     def train_step(*args, **kwargs):
         new = rates.as_vector(counter.value // every, [v.value for v in knot_vars])

@@ -20,6 +20,25 @@ def rate_writes(layer):
     return _WRITES.get(layer, 0)
 
 
+# During a scheduled `fit`, layers that share a schedule read the rate variable of one
+# of them (the group's leader), so the compiled step writes one rate per group, not
+# one per layer (see docs/architecture.md, "How a rate travels").
+_LINKS = weakref.WeakKeyDictionary()
+
+
+def link_rate(layer, variable):
+    """Makes `layer` read its rate from `variable` (another layer's rate variable)."""
+    _LINKS[layer] = variable
+
+
+def unlink_rate(layer, keep_value=True):
+    """Makes `layer` read its own rate variable again; with `keep_value`, that variable
+    first takes the linked variable's value."""
+    variable = _LINKS.pop(layer, None)
+    if variable is not None and keep_value:
+        layer.rate_variable.assign(variable.value)
+
+
 class RateLayer(keras.layers.Layer):
     """Base class: a stochastic layer whose `rate` can change inside compiled steps.
 
@@ -71,7 +90,7 @@ class RateLayer(keras.layers.Layer):
     def rate(self):
         """The current drop rate, a Python float. Assign to change it."""
         # Shortest decimal that round-trips the float32 value: 0.3, not 0.30000001.
-        return float(str(np.float32(ops.convert_to_numpy(self._rate.value))))
+        return float(str(np.float32(ops.convert_to_numpy(self.rate_source.value))))
 
     @rate.setter
     def rate(self, value):
@@ -84,6 +103,12 @@ class RateLayer(keras.layers.Layer):
         return self._rate
 
     @property
+    def rate_source(self):
+        """The variable `call` reads the rate from: `rate_variable`, or during a
+        scheduled `fit` the rate variable of the layer whose schedule it shares."""
+        return _LINKS.get(self, self._rate)
+
+    @property
     def rate_schedule_variable(self):
         """The float32 (4,) variable `(a, b, v0, v1)` of the schedule installed by a
         `keras_dropouts` callback (see `keras_dropouts.schedules.two_knots`)."""
@@ -91,7 +116,7 @@ class RateLayer(keras.layers.Layer):
 
     def save_own_variables(self, store):
         # Only the rate is state worth saving; the schedule is reinstalled by `fit`.
-        store["0"] = self._rate
+        store["0"] = self.rate_source
 
     def load_own_variables(self, store):
         self._rate.assign(store["0"])

@@ -55,7 +55,7 @@ class _BlockLayer(RateLayer):
     def _drop(self, inputs, mask):
         args = self._op_arguments()
         return _drop_block(
-            inputs, self._rate, args["block_size"], args["seed"], args["data_format"],
+            inputs, self.rate_source, args["block_size"], args["seed"], args["data_format"],
             args["per_channel"], mask, args["gamma"],
         )
 

@@ -38,4 +38,4 @@ class DropPath(RateLayer):
         check_drop_path_rank(inputs, "inputs", type(self).__name__)
         if not training:
             return inputs
-        return _dropout(inputs, self._rate, path_noise_shape(inputs), self.seed_generator)
+        return _dropout(inputs, self.rate_source, path_noise_shape(inputs), self.seed_generator)

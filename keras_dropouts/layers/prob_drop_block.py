@@ -28,7 +28,7 @@ class _ProbBlockLayer(_BlockLayer):
     def _drop(self, inputs, mask):
         args = self._op_arguments()
         return _prob_drop_block(
-            inputs, self._rate, args["block_size"], args["seed"], args["data_format"],
+            inputs, self.rate_source, args["block_size"], args["seed"], args["data_format"],
             args["per_channel"], self.inverse_salience, mask, args["gamma"],
         )
 

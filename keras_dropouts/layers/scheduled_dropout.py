@@ -45,7 +45,7 @@ class ScheduledDropout(RateLayer):
             _checks.check_noise_shape_for(self.noise_shape, inputs)
         if not training:
             return inputs
-        return _dropout(inputs, self._rate, self.noise_shape, self.seed_generator)
+        return _dropout(inputs, self.rate_source, self.noise_shape, self.seed_generator)
 
     def get_config(self):
         config = super().get_config()
