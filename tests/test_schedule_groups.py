@@ -94,3 +94,18 @@ def test_layers_with_different_factors_keep_their_own_rates():
         assert_follows(fracs[:, k], expected)
         assert [r[k] for r in watch.rates] == pytest.approx(expected, abs=1e-6)
     assert [d.rate for d in drops] == pytest.approx([0.2, 0.4, 0.4])
+
+
+def test_fits_after_a_shared_schedule_run_and_keep_their_rates():
+    model, drops = _model()
+    for _ in range(2):  # the second fit reuses the cached scheduled step
+        _fit(model, [kd.callbacks.DropoutScheduler(kd.schedules.LinearRamp(0.5, end_step=5))])
+        assert [d.rate for d in drops] == pytest.approx([0.5] * N_LAYERS)
+    watch = Watch(drops)
+    _fit(model, [watch])  # no schedule: every layer at its own (last) rate
+    assert_follows(np.asarray(watch.fracs)[:, 2], [0.5] * STEPS)
+    drops[2].rate = 0.1
+    watch = Watch(drops)
+    _fit(model, [watch])
+    assert_follows(np.asarray(watch.fracs)[:, 2], [0.1] * STEPS)
+    assert_follows(np.asarray(watch.fracs)[:, 1], [0.5] * STEPS)

@@ -36,7 +36,9 @@ def unlink_rate(layer, keep_value=True):
     first takes the linked variable's value."""
     variable = _LINKS.pop(layer, None)
     if variable is not None and keep_value:
-        layer.rate_variable.assign(variable.value)
+        # A copy: on JAX an assigned array is shared, and a step that donates its state
+        # must not get one buffer twice.
+        layer.rate_variable.assign(ops.copy(variable.value))
 
 
 class RateLayer(keras.layers.Layer):
