@@ -132,12 +132,23 @@ def is_tensor_like(value):
     return hasattr(value, "shape") and hasattr(value, "dtype")
 
 
+def _static_size(s):
+    """A static axis size as an int, or None when it is unknown. A symbolic size (JAX's
+    shape polymorphism in `model.export()`: `batch`) has no value to check: None."""
+    if s is None:
+        return None
+    try:
+        return int(s)
+    except Exception:  # e.g. jax's InconclusiveDimensionOperation
+        return None
+
+
 def shape_of(x):
-    """The static shape of `x` as a tuple (None for unknown sizes)."""
+    """The static shape of `x` as a tuple (None for unknown or symbolic sizes)."""
     shape = x.shape
     if shape is None:  # pragma: no cover - TF tensors of unknown rank
         return None
-    return tuple(None if s is None else int(s) for s in shape)
+    return tuple(_static_size(s) for s in shape)
 
 
 def check_seed_argument(seed, name="seed"):

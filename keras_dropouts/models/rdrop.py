@@ -536,6 +536,16 @@ class RDropModel(keras.Model):
             first = self._split(y_pred)[0]
         return super().compute_metrics(x, y, first, sample_weight=sample_weight)
 
+    # --------------------------------------------------------------- export
+
+    def export(self, filepath, *args, **kwargs):
+        """Exports the base model (`self.base_model.export(...)`, same arguments).
+
+        Inference is a single pass of the base model, so that is what is served;
+        the R-Drop wrapper only changes training.
+        """
+        return self.base_model.export(filepath, *args, **kwargs)
+
     # --------------------------------------------------------------- config
 
     def get_config(self):
