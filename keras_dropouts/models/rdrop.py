@@ -521,8 +521,12 @@ class RDropModel(keras.Model):
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         if not self._rdrop_active():
             results = super().compute_metrics(x, y, y_pred, sample_weight=sample_weight)
-            if self.consistency_tracker is not None:
-                results.pop(self.consistency_tracker.name, None)
+            tracker = self.consistency_tracker
+            if tracker is not None and getattr(self._rdrop_local, "testing", 0) > 0:
+                # `evaluate` logs no consistency term. A plain train step (under
+                # `consistency_every > 1`) reports the tracker's running mean over the
+                # epoch's R-Drop steps, so every epoch logs the same keys.
+                results.pop(tracker.name, None)
             return results
         # Score one pass: the first copy of the tiled batch. TF and torch reuse the
         # split made in `compute_loss`; JAX computes metrics outside the traced
