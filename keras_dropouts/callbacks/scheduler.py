@@ -10,7 +10,12 @@ from keras_dropouts._checks import check_bool, check_int, invalid
 from keras_dropouts._compat import optimizer_step_counter
 from keras_dropouts.callbacks import _in_step
 from keras_dropouts.callbacks._assign import RateWriter
-from keras_dropouts.callbacks.targets import configured_rate, is_package_layer, select_layers
+from keras_dropouts.callbacks.targets import (
+    configured_rate,
+    is_package_layer,
+    select_layers,
+    set_stock_rate,
+)
 from keras_dropouts.schedules import Schedule, check_schedule_value
 
 # A stock-layer schedule that needs more distinct rates than this triggers a warning.
@@ -84,7 +89,9 @@ class DropoutScheduler(keras.callbacks.Callback):
             `"early_dropout_rate"`, `"late_dropout_rate"`).
         relative: If True, each target's rate is `schedule(step)` times the rate
             the layer was built with (its configured rate), so layers with
-            different rates keep their proportions.
+            different rates keep their proportions. A stock Keras layer's config
+            (what `model.save` writes) keeps its configured rate while it holds
+            a scheduled one, so a reloaded model is scaled from the same rate.
 
     Example:
     >>> # DropBlock's ramp from 0 to 0.1 over all of training, in one line:
@@ -353,7 +360,7 @@ class DropoutScheduler(keras.callbacks.Callback):
     def _switch_stock(self, rates):
         self._check_stock_can_switch_on(max(rates[i] for i in self._stock_idx))
         for i in self._stock_idx:
-            self.targets[i].rate = rates[i]
+            set_stock_rate(self.targets[i], rates[i])
             self._current[i] = rates[i]
         key = self._stock_key(rates)
         model = self._model  # no JAX state sync needed: only the Python function changes
