@@ -151,6 +151,28 @@ def shape_of(x):
     return tuple(_static_size(s) for s in shape)
 
 
+def to_python_scalar(x):
+    """A concrete 0-d tensor, variable or NumPy value as a Python bool, int or float
+    (by its dtype).
+
+    Reads the value with `bool()` / `int()` / `float()` of a backend tensor:
+    `keras.ops.convert_to_numpy` calls `np.array(x)`, which NumPy 2 answers with a
+    `DeprecationWarning` for TensorFlow and torch tensors ("`__array__`
+    implementation doesn't accept a copy keyword"). Raises for a symbolic tensor.
+    """
+    if isinstance(x, (np.ndarray, np.generic)):
+        return x.item()
+    dtype = keras.backend.standardize_dtype(x.dtype)
+    # A backend tensor; also for a `tf.distribute` variable, which has no `float()` and
+    # which `convert_to_tensor` returns as is.
+    x = keras.ops.copy(x)
+    if dtype == "bool":
+        return bool(x)
+    if keras.backend.is_int_dtype(dtype):
+        return int(x)
+    return float(x)
+
+
 def check_seed_argument(seed, name="seed"):
     """Ops' `seed`: None, a `keras.random.SeedGenerator` or a seed tensor as is; any
     other value must be an int (`check_seed`)."""

@@ -6,7 +6,7 @@ import warnings
 import keras
 import numpy as np
 
-from keras_dropouts._checks import check_bool, check_int, invalid
+from keras_dropouts._checks import check_bool, check_int, invalid, to_python_scalar
 from keras_dropouts._compat import optimizer_step_counter
 from keras_dropouts.callbacks import _in_step
 from keras_dropouts.callbacks._assign import RateWriter
@@ -304,9 +304,10 @@ class DropoutScheduler(keras.callbacks.Callback):
         return self.targets[k].rate / scale
 
     def _read_iterations(self):
-        # `self.model` syncs the JAX state, so the value is current.
+        # `self.model` syncs the JAX state, so the value is current. Not
+        # `convert_to_numpy` (NumPy 2 warns on TF / torch tensors, see `to_python_scalar`).
         counter, every = optimizer_step_counter(self.model.optimizer)
-        return int(keras.ops.convert_to_numpy(counter.value)) // every
+        return int(to_python_scalar(counter.value)) // every
 
     def _rate_at(self, step):
         value = self._active_schedule(step)

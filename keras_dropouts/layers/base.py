@@ -2,7 +2,6 @@
 
 import keras
 import numpy as np
-from keras import ops
 
 from keras_dropouts import _checks
 from keras_dropouts._checks import check_rate
@@ -59,7 +58,7 @@ class RateLayer(keras.layers.Layer):
     def rate(self):
         """The current drop rate, a Python float. Assign to change it."""
         # Shortest decimal that round-trips the float32 value: 0.3, not 0.30000001.
-        return float(str(np.float32(ops.convert_to_numpy(self._rate.value))))
+        return float(str(np.float32(_checks.to_python_scalar(self._rate.value))))
 
     @rate.setter
     def rate(self, value):
