@@ -22,7 +22,8 @@ class RateLayer(keras.layers.Layer):
 
     Args:
         rate: Float in [0, 1], the expected fraction of units dropped (a Python or
-            NumPy number; bools and strings are rejected).
+            NumPy number, or a concrete 0-d tensor; bools, strings and symbolic
+            tensors are rejected).
         seed: Optional int seed for the layer's `SeedGenerator`.
         **kwargs: Base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
     """
