@@ -169,7 +169,8 @@ class RDropModel(keras.Model):
         consistency_every: Int >= 1. Apply R-Drop (duplicated batch + consistency
             term) only on every k-th train-function execution; other steps run
             a single ordinary pass, which is cheaper. Counted in executions, i.e.
-            in units of `steps_per_execution` steps.
+            in units of `steps_per_execution` steps. `consistency_loss` is then the
+            mean over the epoch's steps that ran R-Drop (logged every epoch).
         consistency: `"auto"` (derive from the compiled loss; an unsupported loss
             is an error), `"kl"`, `"binary_kl"`, `"mse"` or `None` (no term for
             that output); or a list/dict of these, one per output.
