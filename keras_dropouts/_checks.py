@@ -33,14 +33,43 @@ def is_number(value):
 
 
 def check_rate(rate, name="rate"):
-    """Returns `rate` as a Python float in [0, 1], or raises a ValueError naming `name`."""
+    """Returns `rate` as a Python float in [0, 1], or raises a ValueError naming `name`.
+
+    Python / NumPy numbers, and (as `keras.layers.Dropout` takes them) concrete 0-d
+    backend tensors and variables of a real dtype: `torch.tensor(0.3)`, a `jax.numpy`
+    scalar, a `tf.constant`. Bool tensors, non-scalars and symbolic tensors (no
+    value) are rejected.
+    """
     expected = "a float value between 0 and 1"
-    if not is_number(rate):
+    if is_number(rate):
+        value = float(rate)
+    elif is_tensor_like(rate) and not isinstance(rate, (np.ndarray, np.generic)):
+        value = concrete_real_scalar(rate)
+        if value is None:
+            raise invalid_tensor(name, expected, rate)
+    else:
         raise invalid(name, expected, rate)
-    value = float(rate)
     if not 0.0 <= value <= 1.0:  # also rejects NaN
         raise invalid(name, expected, rate)
     return value
+
+
+def concrete_real_scalar(x):
+    """The value of a concrete 0-d tensor / variable of an int or float dtype, as a
+    Python float; None for anything else (other shapes or dtypes, symbolic tensors)."""
+    if isinstance(x, keras.KerasTensor):
+        return None
+    try:
+        shape = shape_of(x)
+        dtype = keras.backend.standardize_dtype(x.dtype)
+    except Exception:  # an object with a `shape` and a `dtype` of another kind
+        return None
+    if shape != () or not (keras.backend.is_float_dtype(dtype) or keras.backend.is_int_dtype(dtype)):
+        return None
+    try:
+        return float(to_python_scalar(x))
+    except Exception:  # a symbolic tensor (a TF graph tensor, a JAX tracer) has no value
+        return None
 
 
 def check_number(value, name, min_value=None, max_value=None, allow_inf=False):
@@ -76,6 +105,17 @@ def check_int(value, name, min_value=0, allow_none=False):
     if not math.isfinite(as_float) or as_float != int(as_float) or int(as_float) < min_value:
         raise invalid(name, expected, value)
     return int(as_float)
+
+
+def check_no_float_sizes(value, name, expected):
+    """Raises a ValueError naming `name` if `value`, or an entry of a tuple / list
+    `value`, is a float (also an integral one such as 3.0): Keras' convolution and
+    pooling layers take integer sizes only. Other bad values are left to the caller."""
+    items = value if isinstance(value, (tuple, list)) else (value,)
+    for v in items:
+        if is_number(v) and not isinstance(v, numbers.Integral):
+            if not (isinstance(v, np.ndarray) and np.issubdtype(v.dtype, np.integer)):
+                raise invalid(name, expected, value)
 
 
 def check_bool(value, name):
@@ -132,12 +172,45 @@ def is_tensor_like(value):
     return hasattr(value, "shape") and hasattr(value, "dtype")
 
 
+def _static_size(s):
+    """A static axis size as an int, or None when it is unknown. A symbolic size (JAX's
+    shape polymorphism in `model.export()`: `batch`) has no value to check: None."""
+    if s is None:
+        return None
+    try:
+        return int(s)
+    except Exception:  # e.g. jax's InconclusiveDimensionOperation
+        return None
+
+
 def shape_of(x):
-    """The static shape of `x` as a tuple (None for unknown sizes)."""
+    """The static shape of `x` as a tuple (None for unknown or symbolic sizes)."""
     shape = x.shape
     if shape is None:  # pragma: no cover - TF tensors of unknown rank
         return None
-    return tuple(None if s is None else int(s) for s in shape)
+    return tuple(_static_size(s) for s in shape)
+
+
+def to_python_scalar(x):
+    """A concrete 0-d tensor, variable or NumPy value as a Python bool, int or float
+    (by its dtype).
+
+    Reads the value with `bool()` / `int()` / `float()` of a backend tensor:
+    `keras.ops.convert_to_numpy` calls `np.array(x)`, which NumPy 2 answers with a
+    `DeprecationWarning` for TensorFlow and torch tensors ("`__array__`
+    implementation doesn't accept a copy keyword"). Raises for a symbolic tensor.
+    """
+    if isinstance(x, (np.ndarray, np.generic)):
+        return x.item()
+    dtype = keras.backend.standardize_dtype(x.dtype)
+    # A backend tensor; also for a `tf.distribute` variable, which has no `float()` and
+    # which `convert_to_tensor` returns as is.
+    x = keras.ops.copy(x)
+    if dtype == "bool":
+        return bool(x)
+    if keras.backend.is_int_dtype(dtype):
+        return int(x)
+    return float(x)
 
 
 def check_seed_argument(seed, name="seed"):

@@ -35,7 +35,14 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_dropouts._checks import check_choice, check_int, check_number, check_rate, invalid
+from keras_dropouts._checks import (
+    check_choice,
+    check_int,
+    check_number,
+    check_rate,
+    invalid,
+    to_python_scalar,
+)
 
 MODES = ("constant", "linear")
 
@@ -367,7 +374,7 @@ def check_schedule_value(value, where):
                 f"{where} returned a tensor of shape {tuple(value.shape)}; a schedule must "
                 "return a scalar rate in [0, 1]."
             )
-        value = np.asarray(ops.convert_to_numpy(value)).item()
+        value = to_python_scalar(value)
     try:
         return check_rate(value, "rate")
     except ValueError:

@@ -71,7 +71,10 @@ class EarlyDropout(_EpochScheduler):
             `keras_dropouts` layer in the model).
         cutoff_step: Int >= 0, the first optimizer step without dropout.
         **kwargs: `depth_rule`, `steps_per_epoch`, `verbose`, `log_name` of
-            `DropoutScheduler` (the log key defaults to `"early_dropout_rate"`).
+            `DropoutScheduler`. The log key defaults to a key derived from `layers`
+            as in `DropoutScheduler` (e.g. `"drop_path_rate"` for
+            `layers=DropPath`, `"<name>_rate"` for a layer name), else
+            `"early_dropout_rate"`.
 
     Example:
     >>> cb = EarlyDropout(0.1, cutoff_epoch=50, mode="linear")
@@ -123,7 +126,10 @@ class LateDropout(_EpochScheduler):
             of training).
         end_step: End of the linear rise in steps, >= `start_step`.
         **kwargs: `depth_rule`, `steps_per_epoch`, `verbose`, `log_name` of
-            `DropoutScheduler` (the log key defaults to `"late_dropout_rate"`).
+            `DropoutScheduler`. The log key defaults to a key derived from `layers`
+            as in `DropoutScheduler` (e.g. `"drop_path_rate"` for
+            `layers=DropPath`, `"<name>_rate"` for a layer name), else
+            `"late_dropout_rate"`.
 
     Example:
     >>> cb = LateDropout(0.4, start_epoch=50, layers=DropPath, depth_rule=True)

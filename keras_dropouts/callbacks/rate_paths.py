@@ -21,6 +21,7 @@ import numpy as np
 from keras_dropouts._compat import optimizer_step_counter
 from keras_dropouts.callbacks import _in_step
 from keras_dropouts.callbacks._assign import RateWriter
+from keras_dropouts.callbacks.targets import set_stock_rate
 from keras_dropouts.layers.base import rate_writes
 from keras_dropouts.schedules import Schedule
 
@@ -140,7 +141,7 @@ class StockRetrace(RatePath):
             return
         self.check_can_switch_on(max(rates))
         for layer, rate in zip(self.layers, rates):
-            layer.rate = rate
+            set_stock_rate(layer, rate)
         self.current = rates
         model = self.hub.model  # no JAX state sync needed: only the Python function changes
         cached = self.functions.get(tuple(rates))

@@ -5,7 +5,7 @@ import re
 import keras
 import numpy as np
 
-from keras_dropouts._checks import check_bool, check_int, invalid
+from keras_dropouts._checks import check_bool, check_int, invalid, to_python_scalar
 from keras_dropouts._compat import optimizer_step_counter
 from keras_dropouts.callbacks import _in_step
 from keras_dropouts.callbacks.rate_paths import (
@@ -85,7 +85,9 @@ class DropoutScheduler(keras.callbacks.Callback):
             `"early_dropout_rate"`, `"late_dropout_rate"`).
         relative: If True, each target's rate is `schedule(step)` times the rate
             the layer was built with (its configured rate), so layers with
-            different rates keep their proportions.
+            different rates keep their proportions. A stock Keras layer's config
+            (what `model.save` writes) keeps its configured rate while it holds
+            a scheduled one, so a reloaded model is scaled from the same rate.
 
     Example:
     >>> # DropBlock's ramp from 0 to 0.1 over all of training, in one line:
@@ -281,9 +283,10 @@ class DropoutScheduler(keras.callbacks.Callback):
         return self.targets[k].rate / scale
 
     def _read_iterations(self):
-        # `self.model` syncs the JAX state, so the value is current.
+        # `self.model` syncs the JAX state, so the value is current. A scalar read, not
+        # `convert_to_numpy` (NumPy 2 warns on TF / torch tensors, see `to_python_scalar`).
         counter, every = optimizer_step_counter(self.model.optimizer)
-        return int(keras.ops.convert_to_numpy(counter.value)) // every
+        return int(to_python_scalar(counter.value)) // every
 
     def _rate_at(self, step):
         value = self._active_schedule(step)

@@ -8,19 +8,54 @@ from keras_dropouts._compat import iter_layers
 from keras_dropouts.layers.kinds import is_package_layer, is_stock_layer
 
 _CONFIGURED = weakref.WeakKeyDictionary()
+# The rate a callback last wrote into a stock layer.
+_WRITTEN = weakref.WeakKeyDictionary()
 
 
 def configured_rate(layer):
     """The rate `layer` was built with (not its current, possibly scheduled, rate).
 
     Package layers keep it as `configured_rate`; for a stock Keras layer it is the
-    rate the first time a `keras_dropouts` callback saw the layer.
+    rate the first time a `keras_dropouts` callback saw the layer (from then on the
+    layer's config carries it, see `_keep_configured_rate_in_config`).
     """
     if is_package_layer(layer):
         return layer.configured_rate
     if layer not in _CONFIGURED:
         _CONFIGURED[layer] = float(layer.rate)
+        _keep_configured_rate_in_config(layer)
     return _CONFIGURED[layer]
+
+
+def set_stock_rate(layer, rate):
+    """Sets a stock layer's `rate` from a schedule (remembered as the schedule's)."""
+    layer.rate = rate
+    _WRITTEN[layer] = rate
+
+
+def _keep_configured_rate_in_config(layer):
+    """Makes a stock layer's `get_config` save its configured rate, not a scheduled one.
+
+    A stock layer has one `rate`, which its `get_config` saves as the rate to build
+    it with. A relative schedule (`relative=True`, `rate=None`) scales the configured
+    rate: left at a scaled value, a saved and reloaded model would take it as its
+    configured rate, and the next relative schedule would scale it again (0.2 ->
+    0.1 -> 0.05). While the layer holds the rate a schedule wrote, its config
+    says the configured rate (as the package layers' config does); a rate set by
+    hand is saved as is. The current rate itself is left alone.
+    """
+    cls_get_config = type(layer).get_config
+    ref = weakref.ref(layer)
+
+    def get_config():
+        owner = ref()
+        config = cls_get_config(owner)
+        written = _WRITTEN.get(owner)
+        if written is not None and config.get("rate") == written and owner in _CONFIGURED:
+            config["rate"] = _CONFIGURED[owner]
+        return config
+
+    layer.get_config = get_config
 
 
 def _describe(spec):

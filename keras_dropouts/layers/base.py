@@ -56,7 +56,8 @@ class RateLayer(keras.layers.Layer):
 
     Args:
         rate: Float in [0, 1], the expected fraction of units dropped (a Python or
-            NumPy number; bools and strings are rejected).
+            NumPy number, or a concrete 0-d tensor; bools, strings and symbolic
+            tensors are rejected).
         seed: Optional int seed for the layer's `SeedGenerator`.
         **kwargs: Base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
     """
@@ -92,7 +93,7 @@ class RateLayer(keras.layers.Layer):
     def rate(self):
         """The current drop rate, a Python float. Assign to change it."""
         # Shortest decimal that round-trips the float32 value: 0.3, not 0.30000001.
-        return float(str(np.float32(ops.convert_to_numpy(self.rate_source.value))))
+        return float(str(np.float32(_checks.to_python_scalar(self.rate_source.value))))
 
     @rate.setter
     def rate(self, value):

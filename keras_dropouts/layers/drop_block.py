@@ -24,6 +24,11 @@ class _BlockLayer(RateLayer):
         **kwargs,
     ):
         super().__init__(rate, seed=seed, **kwargs)
+        _checks.check_no_float_sizes(
+            block_size, "block_size",
+            f"a positive integer or a tuple of {self.rank} positive integers (integers "
+            "only, as Keras' convolution and pooling layers take; not floats such as 3.0)",
+        )
         self.block_size = _blocks.normalize_block_size(block_size, self.rank)
         self.data_format = _blocks.normalize_data_format(data_format)
         self.per_channel = _checks.check_bool(per_channel, "per_channel")

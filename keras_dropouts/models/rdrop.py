@@ -175,7 +175,8 @@ class RDropModel(keras.Model):
         consistency_every: Int >= 1. Apply R-Drop (duplicated batch + consistency
             term) only on every k-th train-function execution; other steps run
             a single ordinary pass, which is cheaper. Counted in executions, i.e.
-            in units of `steps_per_execution` steps.
+            in units of `steps_per_execution` steps. `consistency_loss` is then the
+            mean over the epoch's steps that ran R-Drop (logged every epoch).
         consistency: `"auto"` (derive from the compiled loss; an unsupported loss
             is an error), `"kl"`, `"binary_kl"`, `"mse"` or `None` (no term for
             that output); or a list/dict of these, one per output.
@@ -505,8 +506,12 @@ class RDropModel(keras.Model):
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         if not self._rdrop_active():
             results = super().compute_metrics(x, y, y_pred, sample_weight=sample_weight)
-            if self.consistency_tracker is not None:
-                results.pop(self.consistency_tracker.name, None)
+            tracker = self.consistency_tracker
+            if tracker is not None and getattr(self._rdrop_local, "testing", 0) > 0:
+                # `evaluate` logs no consistency term. A plain train step (under
+                # `consistency_every > 1`) reports the tracker's running mean over the
+                # epoch's R-Drop steps, so every epoch logs the same keys.
+                results.pop(tracker.name, None)
             return results
         # Score one pass: the first copy of the tiled batch. TF and torch reuse the
         # split made in `compute_loss`; JAX computes metrics outside the traced
@@ -519,6 +524,16 @@ class RDropModel(keras.Model):
         else:
             first = self._split(y_pred)[0]
         return super().compute_metrics(x, y, first, sample_weight=sample_weight)
+
+    # --------------------------------------------------------------- export
+
+    def export(self, filepath, *args, **kwargs):
+        """Exports the base model (`self.base_model.export(...)`, same arguments).
+
+        Inference is a single pass of the base model, so that is what is served;
+        the R-Drop wrapper only changes training.
+        """
+        return self.base_model.export(filepath, *args, **kwargs)
 
     # --------------------------------------------------------------- config
 
