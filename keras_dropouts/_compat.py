@@ -49,6 +49,15 @@ def in_stateless_scope():
     return _in_scope()
 
 
+def tensor_version(tensor):
+    """A torch tensor's in-place version counter (bumped by every in-place write), or
+    None where it has none (inference tensors). torch has no public accessor."""
+    try:
+        return tensor._version
+    except (RuntimeError, AttributeError):
+        return None
+
+
 # ------------------------------------------------------------------------ layers
 
 

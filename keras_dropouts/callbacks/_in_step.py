@@ -265,7 +265,7 @@ class StepSchedules:
             return train_step
 
         if backend == "torch":
-            from keras_dropouts.ops import _torch
+            from keras_dropouts.backend.torch import rate_step as _torch
 
             assign = _torch_assigner(rate_vars)
             if groups:
@@ -301,7 +301,7 @@ def _torch_assigner(variables):
     same vector, so that 50 layers do not each recompute their scale every step."""
     import torch
 
-    from keras_dropouts.ops import _torch
+    from keras_dropouts.backend.torch import rate_step as _torch
 
     def assign(vector):
         with torch.no_grad():
