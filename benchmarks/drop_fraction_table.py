@@ -23,7 +23,8 @@ import math
 import keras
 import numpy as np
 
-from keras_dropouts.ops import _gamma, drop_block, prob_drop_block
+from keras_dropouts.backend.common import gamma as _gamma
+from keras_dropouts.ops import drop_block, prob_drop_block
 
 RATES = (0.05, 0.1, 0.2, 0.3, 0.5)
 # (spatial sizes, block): maps larger than the block, then the edge of a block not

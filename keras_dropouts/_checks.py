@@ -330,16 +330,37 @@ def check_noise_shape_for(noise_shape, x, name="noise_shape"):
     """Checks a validated `noise_shape` against the static shape of the input `x`: same
     rank, and every entry None, 1 or the input's size on that axis (when known)."""
     shape = shape_of(x)
-    ok = len(noise_shape) == len(shape) and all(
-        n is None or n == 1 or s is None or n == s for n, s in zip(noise_shape, shape)
-    )
-    if not ok:
+    if len(noise_shape) != len(shape) or not lines_up(noise_shape, shape, ones_broadcast=True):
         raise ValueError(
             f"Invalid value received for argument `{name}`. Expected a shape of the input's "
             f"rank ({len(shape)}) whose entries are None, 1 or the input's size on that "
             f"axis, for an input of shape {shape}. Received: {name}={noise_shape}"
         )
     return noise_shape
+
+
+def lines_up(shape, target, ones_broadcast):
+    """Whether `shape`, aligned with `target` from the first axis, fits it: its trailing
+    1s dropped (all of them with `ones_broadcast`, else down to one axis), it is no
+    longer than `target` and agrees with it on every axis it has. Unknown sizes agree
+    with anything, and with `ones_broadcast` a 1 does too (it broadcasts).
+
+    Args:
+        shape: A static shape (ints and Nones).
+        target: The static shape it must fit.
+        ones_broadcast: Whether a size 1 fits any size.
+
+    Returns:
+        A bool.
+    """
+    core = tuple(shape)
+    keep = 0 if ones_broadcast else 1
+    while len(core) > keep and core[-1] == 1:
+        core = core[:-1]
+    return len(core) <= len(target) and all(
+        s is None or t is None or s == t or (ones_broadcast and s == 1)
+        for s, t in zip(core, target)
+    )
 
 
 def check_same_shape(a, b, name_a, name_b):
@@ -352,19 +373,4 @@ def check_same_shape(a, b, name_a, name_b):
         raise ValueError(
             f"Invalid value received for argument `{name_b}`. Expected a tensor of the same "
             f"shape as `{name_a}`. Received: {name_a}.shape={sa}, {name_b}.shape={sb}"
-        )
-
-
-def check_broadcastable(value, target_shape, name, target_name, expected):
-    """Raises a ValueError unless `value`'s static shape broadcasts to `target_shape`
-    (right-aligned, unknown sizes agree with anything)."""
-    shape = shape_of(value)
-    ok = len(shape) <= len(target_shape) and all(
-        s is None or t is None or s == 1 or s == t
-        for s, t in zip(reversed(shape), reversed(target_shape))
-    )
-    if not ok:
-        raise ValueError(
-            f"Invalid value received for argument `{name}`. Expected {expected} "
-            f"({target_name} has shape {tuple(target_shape)}). Received: {name}.shape={shape}"
         )

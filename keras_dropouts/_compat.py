@@ -49,6 +49,27 @@ def in_stateless_scope():
     return _in_scope()
 
 
+def foreach_copy(torch, targets, sources):
+    """`targets[k].copy_(sources[k])` for torch tensors (`torch`: the torch module), as
+    one batched kernel where torch has one (`torch._foreach_copy_`, torch >= 2.1; a
+    loop of copies otherwise)."""
+    batched = getattr(torch, "_foreach_copy_", None)
+    if batched is not None:
+        batched(targets, sources)
+        return
+    for t, src in zip(targets, sources):
+        t.copy_(src)
+
+
+def tensor_version(tensor):
+    """A torch tensor's in-place version counter (bumped by every in-place write), or
+    None where it has none (inference tensors). torch has no public accessor."""
+    try:
+        return tensor._version
+    except (RuntimeError, AttributeError):
+        return None
+
+
 # ------------------------------------------------------------------------ layers
 
 # Keras 3.8 - 3.15: the class of functional models (not exported).

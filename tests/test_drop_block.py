@@ -5,7 +5,8 @@ from block_helpers import is_union_of_blocks
 from conftest import to_np
 
 import keras_dropouts as kd
-from keras_dropouts.ops import _gamma as G
+from keras_dropouts.backend import gamma as G
+from keras_dropouts.backend.common import gamma as common_gamma
 from keras_dropouts.ops import drop_block
 
 LAYERS = {1: kd.layers.DropBlock1D, 2: kd.layers.DropBlock2D, 3: kd.layers.DropBlock3D}
@@ -38,7 +39,7 @@ def expected_fraction_and_tolerance(rate, sizes, blocks, maps, mode):
         expected = rate
     else:
         gamma = paper_gamma(rate, sizes, blocks)
-        expected = float(G.dropped_fraction(gamma, sizes, blocks))
+        expected = float(common_gamma.dropped_fraction(gamma, sizes, blocks))
     centres = np.prod([s - b + 1 for s, b in zip(sizes, blocks)])
     n_blocks = gamma * centres * maps
     se = np.sqrt(n_blocks) * np.prod(blocks) / (maps * np.prod(sizes))

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from conftest import to_np
 
-from keras_dropouts.ops import _gamma as G
+from keras_dropouts.backend import gamma as G
+from keras_dropouts.backend.common import gamma as common_gamma
 
 SHAPES = [((56, 56), (7, 7)), ((28, 28), (7, 7)), ((14, 14), (3, 3)), ((16, 16), (5, 5)),
           ((9, 13), (4, 3)), ((32,), (4,)), ((10,), (1,)), ((8, 8, 8), (3, 3, 3)), ((6, 6), (6, 6))]
@@ -31,7 +32,7 @@ def brute_force_counts(sizes, blocks):
 
 @pytest.mark.parametrize(("sizes", "blocks"), SHAPES)
 def test_coverage_counts_match_brute_force(sizes, blocks):
-    values, weights = G.count_histogram(sizes, blocks)
+    values, weights = common_gamma.count_histogram(sizes, blocks)
     expected_values, expected_counts = np.unique(brute_force_counts(sizes, blocks), return_counts=True)
     np.testing.assert_array_equal(values, expected_values)
     np.testing.assert_allclose(weights, expected_counts / expected_counts.sum(), rtol=1e-12)
@@ -43,13 +44,13 @@ def test_exact_gamma_gives_the_rate_in_expectation(sizes, blocks):
         gamma = float(to_np(G.exact_gamma(rate, sizes, blocks)))
         assert 0.0 <= gamma <= 1.0
         # Interpolated between table points 1/1024 apart: far inside the 3% target.
-        assert G.dropped_fraction(gamma, sizes, blocks) == pytest.approx(rate, rel=2e-3, abs=1e-7)
+        assert common_gamma.dropped_fraction(gamma, sizes, blocks) == pytest.approx(rate, rel=2e-3, abs=1e-7)
 
 
 def test_paper_gamma_falls_short_where_blocks_overlap():
     # The figures measured with the paper's formula (issue 9): 0.179 at 0.2 on 56x56 / 7.
     paper = 0.2 / 49 * 56**2 / 50**2
-    assert G.dropped_fraction(paper, (56, 56), (7, 7)) == pytest.approx(0.179, abs=1e-3)
+    assert common_gamma.dropped_fraction(paper, (56, 56), (7, 7)) == pytest.approx(0.179, abs=1e-3)
     assert float(to_np(G.exact_gamma(0.2, (56, 56), (7, 7)))) > paper
 
 
@@ -61,19 +62,19 @@ def test_block_not_smaller_than_the_map_drops_whole_maps_with_probability_rate()
 def test_host_value_equals_the_in_graph_interpolation():
     for sizes, blocks in SHAPES:
         for rate in [0.0, 0.013, 0.2, 0.5, 0.999, 1.0]:
-            host = G.exact_gamma_value(rate, sizes, blocks)
+            host = common_gamma.exact_gamma_value(rate, sizes, blocks)
             graph = float(to_np(G.exact_gamma(np.float32(rate), sizes, blocks)))
             assert host == pytest.approx(graph, rel=1e-5, abs=1e-9)  # float32 position
-    assert G.exact_gamma_value(1.0, (56, 56), (7, 7)) == 1.0
+    assert common_gamma.exact_gamma_value(1.0, (56, 56), (7, 7)) == 1.0
     assert float(to_np(G.exact_gamma(1.0, (56, 56), (7, 7)))) == 1.0  # every centre a seed
-    assert G.exact_gamma_value(0.0, (56, 56), (7, 7)) == 0.0
+    assert common_gamma.exact_gamma_value(0.0, (56, 56), (7, 7)) == 0.0
 
 
 def test_table_first_built_while_tracing_serves_later_traces():
     # The cached table must be a concrete array: one created inside a trace and
     # reused by the next trace would leak a tracer (JAX) or a graph tensor (TF).
     sizes, blocks = (23, 19), (4, 6)  # a shape no other test uses: first built here
-    G._TENSORS.pop((sizes, blocks), None)
+    common_gamma._TENSORS.pop((sizes, blocks), None)
     backend = keras.backend.backend()
     if backend == "jax":
         import jax
@@ -89,4 +90,4 @@ def test_table_first_built_while_tracing_serves_later_traces():
         first = second = lambda r: G.exact_gamma(r, sizes, blocks)
     rate = keras.ops.convert_to_tensor(np.float32(0.2))
     a, b = float(to_np(first(rate))), float(to_np(second(rate)))
-    assert a == b == pytest.approx(G.exact_gamma_value(0.2, sizes, blocks), rel=1e-6)
+    assert a == b == pytest.approx(common_gamma.exact_gamma_value(0.2, sizes, blocks), rel=1e-6)

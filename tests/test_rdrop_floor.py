@@ -14,6 +14,8 @@ from keras import ops
 from rdrop_helpers import HandTiled, data, mlp, noise_mlp, sparse_ce, two_pass
 
 from keras_dropouts import _compat
+from keras_dropouts import backend
+from keras_dropouts.backend.common import consistency as common_consistency
 from keras_dropouts.models import RDropModel
 from keras_dropouts.models import _consistency
 from keras_dropouts.models import _rdrop_plan as plan_lib
@@ -57,7 +59,7 @@ def test_tiled_consistency_equals_divergence_ops(kind, from_logits, passes):
         z = 1.0 / (1.0 + np.exp(-z))
         z[0, 0, 0] = 1.0  # saturated probability: finite in both
     pairs = [(a, b) for a in range(passes) for b in range(a + 1, passes)]
-    got = to_np(_consistency.tiled(kind, ops.convert_to_tensor(z), passes, from_logits, 0.7))
+    got = to_np(backend.consistency.tiled(kind, ops.convert_to_tensor(z), passes, from_logits, 0.7))
     parts = [ops.convert_to_tensor(p) for p in np.split(z, passes)]
     ref = to_np(_consistency.pairwise(kind, parts, pairs, from_logits)) * 0.7
     assert np.isfinite(got)
@@ -212,14 +214,14 @@ def test_every_k_keeps_a_train_step_wrapper_installed_on_the_instance():
 def test_xla_term_equals_graph_ops_in_value_and_gradient(kind, from_logits, dtype, passes):
     import tensorflow as tf
 
-    from keras_dropouts.models import _consistency_tf
+    from keras_dropouts.backend.tensorflow import consistency as _consistency_tf
 
     rng = np.random.default_rng(5)
     z = rng.normal(size=(passes * 6, 5)).astype("float32")
     if not from_logits:
         z = 1.0 / (1.0 + np.exp(-z)) if kind == "binary_kl" else np.exp(z) / np.exp(z).sum(-1, keepdims=True)
     z = tf.constant(z.astype(dtype))
-    xla = _consistency_tf.compiled(_consistency.tiled, kind, passes, from_logits, 0.7)
+    xla = _consistency_tf.compiled(common_consistency.tiled, kind, passes, from_logits, 0.7)
 
     @tf.function
     def value_and_gradient(fn):
@@ -229,7 +231,7 @@ def test_xla_term_equals_graph_ops_in_value_and_gradient(kind, from_logits, dtyp
         return value, tape.gradient(value, z)
 
     got = value_and_gradient(xla)
-    ref = value_and_gradient(lambda t: _consistency.tiled(kind, t, passes, from_logits, 0.7))
+    ref = value_and_gradient(lambda t: common_consistency.tiled(kind, t, passes, from_logits, 0.7))
     assert got[1].dtype == z.dtype
     tol = 1e-5 if dtype == "float32" else 1e-3
     np.testing.assert_allclose(to_np(got[0]), to_np(ref[0]), rtol=tol, atol=1e-7)
@@ -239,7 +241,7 @@ def test_xla_term_equals_graph_ops_in_value_and_gradient(kind, from_logits, dtyp
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's branch")
 @pytest.mark.parametrize("mode", ["graph", "jit_compile", "run_eagerly", "no_xla_build"])
 def test_xla_term_only_where_the_step_has_no_xla(monkeypatch, mode):
-    from keras_dropouts.models import _consistency_tf
+    from keras_dropouts.backend.tensorflow import consistency as _consistency_tf
 
     if mode == "no_xla_build":  # a TensorFlow build whose CPU XLA fails: plain graph ops
         monkeypatch.setattr(_consistency_tf, "_xla_works", lambda: False)

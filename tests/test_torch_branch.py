@@ -1,4 +1,4 @@
-"""The torch branch of the ops (`ops/_torch.py`, issue 9): the same masks as the
+"""The torch branch of the ops (`backend/torch/`, issue 9): the same masks as the
 generic `keras.ops` path, with few kernels per call and no host synchronisation."""
 
 import keras
@@ -14,10 +14,17 @@ pytestmark = pytest.mark.skipif(BACKEND != "torch", reason="the torch branch")
 
 @pytest.fixture
 def branch():
-    from keras_dropouts.ops import _torch
+    from keras_dropouts.backend.torch import eager
 
-    yield _torch
-    _torch.ENABLED = True
+    yield eager
+    eager.ENABLED = True
+
+
+@pytest.fixture
+def rate_step():
+    from keras_dropouts.backend.torch import rate_step
+
+    return rate_step
 
 
 def both_paths(branch, fn):
@@ -188,7 +195,7 @@ def test_gradient_flows_through_the_kept_units_only():
     assert torch.all(x.grad[~kept] == 0)
 
 
-def test_in_step_rates_equal_two_knots(branch):
+def test_in_step_rates_equal_two_knots(rate_step):
     """The in-step torch path's raw-torch schedule equals `schedules.two_knots`."""
     import torch
 
@@ -197,10 +204,10 @@ def test_in_step_rates_equal_two_knots(branch):
     knots = np.array(
         [[0, 10, 0.0, 0.2], [5, 5, 0.1, 0.0], [3, 8, 0.3, 0.3], [0, 0, np.nan, 1.0],
          [2, 4, 0.9, 1.7]], "float32")
-    stack = branch.KnotStack()
+    stack = rate_step.KnotStack()
     tensors = [torch.tensor(k) for k in knots]
     for step in (0, 2, 3, 4, 5, 7, 8, 10, 20):
-        got = branch.two_knot_rates(torch.tensor(step), stack(tensors)).numpy()
+        got = rate_step.two_knot_rates(torch.tensor(step), stack(tensors)).numpy()
         want = np.array([two_knots(float(step), *k) for k in knots], "float32")
         want = np.clip(np.nan_to_num(want, nan=0.0), 0.0, 1.0)
         np.testing.assert_allclose(got, want, rtol=1e-6)
@@ -208,10 +215,10 @@ def test_in_step_rates_equal_two_knots(branch):
     assert stack(tensors) is first  # unchanged knots: no restack
     tensors[1].copy_(torch.tensor([0.0, 1.0, 0.5, 0.5]))
     assert stack(tensors) is not first  # an in-place write is seen
-    np.testing.assert_allclose(branch.two_knot_rates(torch.tensor(3), stack(tensors)).numpy()[1], 0.5)
+    np.testing.assert_allclose(rate_step.two_knot_rates(torch.tensor(3), stack(tensors)).numpy()[1], 0.5)
 
 
-def test_primed_scalars_match_a_fresh_computation(branch):
+def test_primed_scalars_match_a_fresh_computation(rate_step):
     """After the in-step assign primes the cache, `dropout` uses the primed (rate, scale)
     and they equal what it computes itself."""
     import torch
@@ -221,7 +228,7 @@ def test_primed_scalars_match_a_fresh_computation(branch):
     rates = torch.tensor([0.0, 0.25, 1.0])
     with torch.no_grad():
         torch._foreach_copy_(tensors, list(torch.unbind(rates)))
-    branch.prime_dropout_scalars(tensors, rates)
+    rate_step.prime_dropout_scalars(tensors, rates)
     x = keras.ops.ones((64, 32))
     for layer, r in zip(layers, (0.0, 0.25, 1.0)):
         primed = to_np(layer(x, training=True))

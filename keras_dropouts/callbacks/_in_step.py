@@ -24,11 +24,10 @@ and per set of targets and reused by later `fit` calls.
 
 import weakref
 
-import keras
 from keras import ops
 
-from keras_dropouts._compat import optimizer_step_counter
 from keras_dropouts._step_owner import owner_of
+from keras_dropouts.backend import rate_step
 from keras_dropouts.layers.base import link_rate, unlink_rate
 from keras_dropouts.schedules import two_knots
 
@@ -71,13 +70,14 @@ class StepSchedules:
 
     def __init__(self, model):
         self._model_ref = weakref.ref(model)
+        self._groups = []  # every group of layers sharing one rate, leader first
         self._reset()
 
     def _reset(self, keep_rates=False):
-        for group in getattr(self, "_groups", []):
+        for group in self._groups:
             for layer in group[1:]:
                 unlink_rate(layer, keep_value=keep_rates)
-        self._groups = []  # every group of layers sharing one rate, leader first
+        self._groups = []
         self._owners = {}  # id(layer) -> (layer, callback)
         self._log_keys = {}  # log key -> callback
         self._knot_groups = []  # lists of layers whose `rate_schedule` values are equal
@@ -197,8 +197,7 @@ class StepSchedules:
 
             return plain_step
         rates = _Rates(knot_groups, fn_groups)
-        make = {"jax": _jax_step, "torch": _torch_step}.get(keras.backend.backend(), _graph_step)
-        return make(self.model, original, rates)
+        return rate_step.make_step(self.model, original, rates)
 
 
 def _clean(r):
@@ -242,90 +241,6 @@ class _Rates:
         return _clean(parts[0] if len(parts) == 1 else ops.concatenate(parts))
 
 
-def _jax_step(model, original, rates):
-    """JAX: the step and the knots come from `state`; the rates replace the rate
-    variables' entries of its non-trainable part."""
-    counter, every = optimizer_step_counter(model.optimizer)
-    non_trainable = {id(v): i for i, v in enumerate(model.non_trainable_variables)}
-    rate_slots = [non_trainable[id(v)] for v in rates.variables]
-    knot_slots = [non_trainable[id(layer.rate_schedule_variable)] for layer in rates.knot_leaders]
-    step_slot = [id(v) for v in model.optimizer.variables].index(id(counter))
-
-    def train_step(state, data):
-        trainable, non_trainable_values, optimizer_values, metrics = state
-        step = optimizer_values[step_slot] // every
-        new = rates.as_list(step, [non_trainable_values[i] for i in knot_slots])
-        non_trainable_values = list(non_trainable_values)
-        for slot, rate in zip(rate_slots, new):
-            non_trainable_values[slot] = rate
-        return original((trainable, non_trainable_values, optimizer_values, metrics), data)
-
-    return train_step
-
-
-def _torch_step(model, original, rates):
-    """torch: on-device arithmetic and one batched copy into the rate variables."""
-    from keras_dropouts.ops import _torch
-
-    counter, every = optimizer_step_counter(model.optimizer)
-    knot_vars = [layer.rate_schedule_variable for layer in rates.knot_leaders]
-    assign = _torch_assigner(rates.variables)
-    if rates.fn_groups:
-
-        def train_step(*args, **kwargs):
-            assign(rates.as_vector(counter.value // every, [v.value for v in knot_vars]))
-            return original(*args, **kwargs)
-
-        return train_step
-    # Built-in schedules only: raw torch ops on a cached stack of the knots
-    # (the generic ops cost ~0.5 ms a step in eager dispatch).
-    stack = _torch.KnotStack()
-
-    def train_step(*args, **kwargs):
-        knots = stack([v.value for v in knot_vars])
-        assign(_torch.two_knot_rates(counter.value // every, knots))
-        return original(*args, **kwargs)
-
-    return train_step
-
-
-def _graph_step(model, original, rates):
-    """TensorFlow: in-graph reads of the counter and assigns of the rate variables;
-    automatic control dependencies order them before the forward pass."""
-    counter, every = optimizer_step_counter(model.optimizer)
-    knot_vars = [layer.rate_schedule_variable for layer in rates.knot_leaders]
-
-    def train_step(*args, **kwargs):
-        new = rates.as_vector(counter.value // every, [v.value for v in knot_vars])
-        for k, v in enumerate(rates.variables):  # the vector measured faster
-            v.assign(new[k])
-        return original(*args, **kwargs)
-
-    return train_step
-
-
-def _torch_assigner(variables):
-    """Returns `assign(vector)`: `variables[k] = vector[k]` on the device, in one batched
-    copy, and primes the torch branch's per-value cache of (rate, 1 / keep) with the
-    same vector, so that 50 layers do not each recompute their scale every step."""
-    import torch
-
-    from keras_dropouts.ops import _torch
-
-    def assign(vector):
-        with torch.no_grad():
-            targets = [v.value for v in variables]
-            sources = list(torch.unbind(vector.to(targets[0].dtype), 0))
-            if hasattr(torch, "_foreach_copy_"):
-                torch._foreach_copy_(targets, sources)
-            else:
-                for t, src in zip(targets, sources):
-                    t.copy_(src)
-            _torch.prime_dropout_scalars(targets, vector)
-
-    return assign
-
-
 def _describe(callback):
     name = getattr(callback, "log_key", None)
     kind = type(callback).__name__
@@ -334,23 +249,8 @@ def _describe(callback):
 
 def traceable(fn, step_dtype):
     """None if `fn(step)` traces with a scalar tensor step, else the reason it does not."""
-    backend = keras.backend.backend()
     try:
-        if backend == "jax":
-            import jax
-
-            out = jax.eval_shape(lambda s: ops.convert_to_tensor(fn(s)), jax.ShapeDtypeStruct((), step_dtype))
-            shape = tuple(out.shape)
-        elif backend == "tensorflow":
-            import tensorflow as tf
-
-            # Keras traces its train step without AutoGraph: no Python `if` on tensors.
-            traced = tf.function(lambda s: ops.convert_to_tensor(fn(s)), autograph=False)
-            concrete = traced.get_concrete_function(tf.TensorSpec((), step_dtype))
-            shape = tuple(concrete.structured_outputs.shape)
-        else:
-            out = ops.convert_to_tensor(fn(ops.convert_to_tensor(0, step_dtype)))
-            shape = tuple(out.shape)
+        shape = rate_step.scalar_shape(fn, step_dtype)
     except Exception as e:  # noqa: BLE001 - any failure means "evaluate on the host"
         return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
     if shape != ():

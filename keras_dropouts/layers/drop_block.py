@@ -4,7 +4,7 @@ import keras
 
 from keras_dropouts import _checks
 from keras_dropouts.layers.base import RateLayer
-from keras_dropouts.ops import _blocks
+from keras_dropouts.ops import _block_checks
 from keras_dropouts.ops.drop_block import _drop_block
 
 
@@ -29,14 +29,14 @@ class _BlockLayer(RateLayer):
             f"a positive integer or a tuple of {self.rank} positive integers (integers "
             "only, as Keras' convolution and pooling layers take; not floats such as 3.0)",
         )
-        self.block_size = _blocks.normalize_block_size(block_size, self.rank)
-        self.data_format = _blocks.normalize_data_format(data_format)
+        self.block_size = _block_checks.normalize_block_size(block_size, self.rank)
+        self.data_format = _block_checks.normalize_data_format(data_format)
         self.per_channel = _checks.check_bool(per_channel, "per_channel")
-        self.gamma = _blocks.check_gamma(gamma)
+        self.gamma = _block_checks.check_gamma(gamma)
 
     def _check_rank(self, x):
         _checks.check_input_rank(
-            x, "inputs", (self.rank + 2,), layout=_blocks.layout(self.rank),
+            x, "inputs", (self.rank + 2,), layout=_block_checks.layout(self.rank),
             owner=type(self).__name__,
         )
 
@@ -46,7 +46,7 @@ class _BlockLayer(RateLayer):
     def _mask_argument(self, mask, inputs):
         if self.rank != 1 or mask is None:
             return None
-        return _blocks.check_padding_mask(mask, inputs, self.data_format)
+        return _block_checks.check_padding_mask(mask, inputs, self.data_format)
 
     def call(self, inputs, training=False, mask=None):
         # Static checks (rank, dtype) run on every call: a built layer called on

@@ -264,12 +264,7 @@ def check_sample_weight(sample_weight, y_pred):
             continue
         sw_shape = tuple(getattr(sw, "shape", ()))
         out_shape = tuple(pred.shape)
-        core = sw_shape
-        while len(core) > 1 and core[-1] == 1:
-            core = core[:-1]
-        ok = len(core) >= 1 and len(core) <= len(out_shape)
-        if ok:
-            ok = all(a is None or b is None or a == b for a, b in zip(core, out_shape))
+        ok = len(sw_shape) >= 1 and _checks.lines_up(sw_shape, out_shape, ones_broadcast=False)
         if not ok:
             raise ValueError(
                 "Invalid value received for argument `sample_weight`. Expected one "

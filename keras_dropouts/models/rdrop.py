@@ -20,15 +20,10 @@ from keras_dropouts import _checks
 from keras_dropouts import _compat
 from keras_dropouts._step_owner import owner_of
 from keras_dropouts.layers.kinds import draws_noise
+from keras_dropouts import backend
+from keras_dropouts.backend import IS_TORCH as _TORCH  # read by `__call__`
 from keras_dropouts.models import _consistency
 from keras_dropouts.models import _rdrop_plan as plan_lib
-
-_TORCH = keras.backend.backend() == "torch"
-_TENSORFLOW = keras.backend.backend() == "tensorflow"
-if _TORCH:
-    from keras_dropouts.models import _rdrop_torch
-if _TENSORFLOW:
-    from keras_dropouts.models import _consistency_tf
 
 
 def has_dropout_like_layer(model):
@@ -55,15 +50,6 @@ def _base_model(inputs, outputs, model):
             f"Received: model of type {type(model).__name__}"
         )
     return model
-
-
-def _num_replicas():
-    """Number of `tf.distribute` replicas in sync (1 outside TensorFlow)."""
-    if keras.backend.backend() != "tensorflow":
-        return 1
-    import tensorflow as tf
-
-    return tf.distribute.get_strategy().num_replicas_in_sync
 
 
 def _tile(structure, m):
@@ -93,17 +79,12 @@ class _RunningMean(keras.metrics.Metric):
         self._muted = muted
 
     def update_state(self, value):
-        if _TORCH and _rdrop_torch.add_to_running_mean(self.state, value):
-            return
-        self.state.assign_add(ops.stack([ops.cast(value, self.dtype), ops.ones((), self.dtype)]))
+        backend.tracker.update(self.state, value)
 
     def result(self):
         if self._muted is not None and self._muted():
             return 0.0
-        if _TORCH:
-            return _rdrop_torch.running_mean(self.state)
-        state = ops.convert_to_tensor(self.state)  # one read of the variable
-        return state[0] / ops.maximum(state[1], 1.0)
+        return backend.tracker.result(self.state)
 
 
 class _Plan:
@@ -452,16 +433,16 @@ class RDropModel(keras.Model):
             )
         losses = [] if loss is None else [loss]
         losses.extend(_compat.additional_losses(self))
-        xla = _TENSORFLOW and _consistency_tf.wanted(self)
+        xla = backend.consistency.wanted(self)
         consistency = self._consistency(y_pred, passes, sample_weight, plan.terms, xla)
         if self.consistency_tracker is not None:
             self.consistency_tracker.update_state(consistency)
-        replicas = _num_replicas()
+        replicas = backend.consistency.num_replicas()
         if replicas != 1:
             # Keras divides the compiled loss by the replica count; do the same here.
             consistency = consistency / float(replicas)
         if not losses:
-            if keras.backend.backend() != "jax":
+            if not backend.consistency.MAY_BE_THE_ONLY_LOSS:
                 raise ValueError("No loss to compute. Provide a `loss` argument in `compile()`.")
             return consistency
         total = losses[0]
@@ -490,7 +471,7 @@ class RDropModel(keras.Model):
                 sw = keras.tree.flatten(sw)[i] if path is None else _resolve(path, sw)
             out = flat_tiled[i]
             if sw is None and len(out.shape) >= 2 and _compat.get_keras_mask(out) is None:
-                term = _consistency.tiled(kind, out, self.passes, from_logits, weight, xla)
+                term = backend.consistency.tiled(kind, out, self.passes, from_logits, weight, xla)
             else:
                 if flat is None:
                     if len(passes) < self.passes:

@@ -1,4 +1,4 @@
-"""Functional tensor ops built only on `keras.ops` / `keras.random`."""
+"""The public functional ops: each checks its arguments, then calls `keras_dropouts.backend`."""
 
 from keras_dropouts.ops.divergence import (
     binary_symmetric_kl,

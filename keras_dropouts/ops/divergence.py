@@ -92,12 +92,7 @@ def _check_weights(w, values, name):
         return None
     w = _tensor(w)
     shape, target = _checks.shape_of(w), _checks.shape_of(values)
-    aligned = shape
-    while len(aligned) > len(target) and aligned[-1] == 1:
-        aligned = aligned[:-1]
-    ok = len(aligned) <= len(target) and all(
-        s is None or t is None or s == 1 or s == t for s, t in zip(aligned, target)
-    )
+    ok = _checks.lines_up(shape, target, ones_broadcast=True)
     if not ok:
         raise ValueError(
             f"Invalid value received for argument `{name}`. Expected a tensor that "

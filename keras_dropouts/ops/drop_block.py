@@ -1,6 +1,7 @@
 """DropBlock (Ghiasi et al. 2018) for 1D, 2D and 3D feature maps."""
 
-from keras_dropouts.ops import _blocks
+from keras_dropouts import backend
+from keras_dropouts.ops import _block_checks
 
 
 def drop_block(
@@ -57,23 +58,17 @@ def drop_block(
     Example:
     >>> y = drop_block(keras.ops.ones((2, 16, 16, 8)), 0.1, 5, seed=1)
     """
-    x, rate, block_size, seed, data_format, per_channel, mask = _blocks.check_arguments(
+    x, rate, block_size, seed, data_format, per_channel, mask = _block_checks.check_arguments(
         x, rate, block_size, seed, data_format, per_channel, mask, "drop_block"
     )
-    gamma = _blocks.check_gamma(gamma)
+    gamma = _block_checks.check_gamma(gamma)
     return _drop_block(x, rate, block_size, seed, data_format, per_channel, mask, gamma)
 
 
 def _drop_block(x, rate, block_size, seed, data_format, per_channel, mask, gamma="exact"):
     """The op on checked arguments (the layers call this directly)."""
-    if _blocks.is_empty(x):
+    if _block_checks.is_empty(x):
         return x
-    torch_branch = _blocks.torch_branch(x, seed)
-    if torch_branch is not None:
-        return torch_branch.drop_block(
-            x, rate, block_size, seed, data_format == "channels_first", per_channel, mask,
-            gamma,
-        )
-    geo = _blocks.BlockGeometry(x, block_size, data_format, per_channel)
-    seeds = _blocks.draw_seeds(geo, geo.gamma(rate, gamma), seed, mask)
-    return _blocks.apply_block_mask(x, geo.expand(seeds), geo)
+    return backend.blocks.drop_block(
+        x, rate, block_size, seed, data_format, per_channel, mask, gamma
+    )

@@ -1,60 +1,7 @@
 """Inverted dropout whose rate may be a tensor (no Python branch on its value)."""
 
-import keras
-import numpy as np
-from keras import ops
-
 from keras_dropouts import _checks
-from keras_dropouts.ops._noise import uniform
-
-
-def rate_tensor(rate):
-    """A checked Python rate as a float; a tensor rate as a float32 scalar clipped to
-    [0, 1], NaN counting as 1 (drop everything). A tensor can only be checked inside
-    the step; these few scalar ops replace the check."""
-    if _checks.is_number(rate):
-        return float(rate)
-    rate = ops.cast(rate, "float32")
-    return ops.where(rate <= 1.0, ops.maximum(rate, 0.0), 1.0)  # NaN <= 1 is False
-
-
-def keep_scale(rate):
-    """1 / (1 - rate) in float32, and 0 where everything is dropped (rate == 1).
-
-    For a Python rate the scale is the inverse of the keep probability that the
-    float32 comparison `noise >= rate` really has (rate rounded to float32)."""
-    if isinstance(rate, float):
-        keep = 1.0 - float(np.float32(rate))
-        return 0.0 if keep <= 0.0 else 1.0 / keep
-    keep = 1.0 - ops.cast(rate, "float32")
-    return exact_ratio(ops.ones_like(keep), keep)
-
-
-def exact_ratio(a, b):
-    """`a / b` (0 where b == 0), exactly 1 where a == b: XLA on GPUs divides by a
-    reciprocal, so 972 / 972 can come out 1 + 1 ulp and rate 0 would not be the identity."""
-    return ops.where(ops.equal(a, b), ops.ones_like(a), ops.divide_no_nan(a, b))
-
-
-def compute_dtype(dtype):
-    """Dtype in which kept units are rescaled: float32, or float64 for float64 inputs."""
-    return "float64" if dtype == "float64" else "float32"
-
-
-def scale_kept(x, keep, scale):
-    """`where(keep, x * scale, 0)`, multiplied in float32 and cast back to `x.dtype`.
-
-    Dropped units are exactly 0 whatever they held (inf, NaN). The scale is never
-    rounded to a low-precision dtype (1 / (1 - 0.99999) overflows float16); only the
-    product is, so a float16 output is inf only where `x * scale` itself exceeds the
-    float16 range (65504).
-    """
-    dtype = keras.backend.standardize_dtype(x.dtype)
-    work = compute_dtype(dtype)
-    if not isinstance(scale, float):
-        scale = ops.cast(scale, work)
-    y = ops.where(keep, ops.cast(x, work) * scale, 0.0)
-    return ops.cast(y, dtype)
+from keras_dropouts import backend
 
 
 def dropout(x, rate, noise_shape=None, seed=None):
@@ -125,16 +72,4 @@ def _dropout(x, rate, noise_shape, seed):
     """The op on checked arguments (layers call this directly)."""
     if any(s == 0 for s in x.shape):  # static: an empty tensor has nothing to drop
         return x
-    if keras.backend.backend() == "torch":
-        from keras_dropouts.ops import _torch
-
-        if _torch.active(x) and _torch.can_draw(seed):
-            return _torch.dropout(x, rate, noise_shape, seed)
-    shape = ops.shape(x)
-    if noise_shape is None:
-        noise_shape = shape
-    else:
-        noise_shape = tuple(s if n is None else n for s, n in zip(shape, noise_shape))
-    rate = rate_tensor(rate)
-    keep = uniform(noise_shape, seed) >= rate
-    return scale_kept(x, keep, keep_scale(rate))
+    return backend.dropout.dropout(x, rate, noise_shape, seed)

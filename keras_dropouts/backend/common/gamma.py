@@ -1,4 +1,4 @@
-"""DropBlock's seed rate `gamma`, corrected for overlapping blocks.
+"""DropBlock's seed rate `gamma`: Ghiasi et al.'s formula and the exact one.
 
 Ghiasi et al.'s formula `gamma = rate / prod(b) * prod(S) / prod(S - b + 1)` counts
 every seed's block as new units, so overlapping blocks make the dropped fraction
@@ -13,16 +13,17 @@ For each static map/block shape we solve `E[dropped] = rate` on the host (float6
 bisection over the histogram of `n(p)`, at 1025 rates in [0, 1]) once, cache the
 table, and interpolate it inside the step: `rate` stays a tensor that may change
 every step, and the per-call cost is a handful of scalar ops. No gradient flows
-through gamma.
+through gamma. Every backend (and torch's eager path) uses the functions here.
 """
 
 import functools
 
-import keras
 import numpy as np
 from keras import ops
 
-_GRID = 1024  # table resolution: rates k / 1024
+from keras_dropouts.backend.common import array_ops
+
+GRID = 1024  # table resolution: rates k / 1024
 
 
 def coverage_counts(size, block):
@@ -56,7 +57,7 @@ def dropped_fraction(gamma, sizes, blocks):
 def gamma_table(sizes, blocks):
     """float32 gammas for rates `k / 1024`, k = 0..1024, solving `E[dropped] = rate`."""
     values, weights = count_histogram(sizes, blocks)
-    rates = np.arange(_GRID + 1, dtype=np.float64) / _GRID
+    rates = np.arange(GRID + 1, dtype=np.float64) / GRID
     lo, hi = np.zeros_like(rates), np.ones_like(rates)
     for _ in range(60):  # E[dropped] is increasing in gamma: bisection to float64 precision
         mid = (lo + hi) / 2
@@ -69,55 +70,74 @@ def gamma_table(sizes, blocks):
     return table.astype(np.float32)
 
 
-_TENSORS = {}
-
-
-def _table_tensor(sizes, blocks):
-    # Converted once per shape: a per-call host-to-device copy would dominate small calls.
-    key = (sizes, blocks)
-    tensor = _TENSORS.get(key)
-    if tensor is None:
-        table = gamma_table(sizes, blocks)
-        if keras.backend.backend() == "tensorflow":
-            import tensorflow as tf
-
-            with tf.init_scope():  # an eager constant, even when first used while tracing
-                tensor = tf.constant(table)
-        elif keras.backend.backend() == "jax":
-            import jax
-
-            with jax.ensure_compile_time_eval():  # a concrete array, never a tracer
-                tensor = jax.numpy.asarray(table)
-        else:
-            tensor = ops.convert_to_tensor(table)
-        _TENSORS[key] = tensor
-    return tensor
+def _key(sizes, blocks):
+    return tuple(int(s) for s in sizes), tuple(int(b) for b in blocks)
 
 
 def exact_gamma_value(rate, sizes, blocks):
     """`exact_gamma` for a Python rate, on the host: a Python float, no tensor ops."""
     rate = min(max(float(rate), 0.0), 1.0)
-    table = gamma_table(tuple(int(s) for s in sizes), tuple(int(b) for b in blocks))
-    pos = rate * _GRID
-    i0 = min(int(np.floor(pos)), _GRID - 1)
+    table = gamma_table(*_key(sizes, blocks))
+    pos = rate * GRID
+    i0 = min(int(np.floor(pos)), GRID - 1)
     frac = pos - i0
     return float(table[i0] * (1.0 - frac) + table[i0 + 1] * frac)
 
 
-def exact_gamma(rate, sizes, blocks):
+def interpolate(table, rate, xp=array_ops.KerasOps):
+    """The table at `rate` (a float32 scalar tensor in [0, 1]), linearly interpolated.
+
+    Args:
+        table: The `gamma_table` as a tensor of the backend `xp` works on.
+        rate: Float32 scalar tensor, already clipped to [0, 1].
+        xp: The array functions (`array_ops.KerasOps`, or torch's eager ones).
+
+    Returns:
+        A float32 scalar tensor; exact at the table points (rate 1 gives gamma 1).
+    """
+    pos = rate * float(GRID)
+    i0 = xp.minimum(xp.floor(pos), float(GRID - 1))
+    frac = pos - i0
+    i0 = xp.to_index(i0)
+    return xp.take(table, i0) * (1.0 - frac) + xp.take(table, i0 + 1) * frac
+
+
+_TENSORS = {}
+
+
+def exact_gamma(rate, sizes, blocks, constant=ops.convert_to_tensor):
     """Seed rate whose expected dropped fraction equals `rate` (tensor, float32).
 
     Args:
         rate: Scalar rate in [0, 1], Python number or tensor.
         sizes: Static spatial sizes (tuple of ints).
         blocks: Block sizes, one per axis (clipped to the sizes).
+        constant: Makes the table a tensor that outlives any trace (a backend's
+            choice, see docs/architecture.md); called once per shape.
+
+    Returns:
+        A float32 scalar tensor.
     """
-    table = _table_tensor(tuple(int(s) for s in sizes), tuple(int(b) for b in blocks))
-    x = ops.clip(ops.cast(rate, "float32"), 0.0, 1.0) * float(_GRID)
-    i0 = ops.minimum(ops.floor(x), float(_GRID - 1))
-    frac = x - i0
-    i0 = ops.cast(i0, "int32")
-    g0 = ops.take(table, i0)
-    g1 = ops.take(table, i0 + 1)
-    # Exact at the table points: rate 1 gives gamma 1 (every valid centre a seed).
-    return g0 * (1.0 - frac) + g1 * frac
+    key = _key(sizes, blocks)
+    # Converted once per shape: a per-call host-to-device copy would dominate small calls.
+    table = _TENSORS.get(key)
+    if table is None:
+        table = _TENSORS[key] = constant(gamma_table(*key))
+    return interpolate(table, ops.clip(ops.cast(rate, "float32"), 0.0, 1.0))
+
+
+def paper_gamma(rate, sizes, blocks):
+    """Ghiasi et al.'s seed rate, `rate * prod(S) / (prod(b) * prod(S - b + 1))`, unclipped.
+
+    Args:
+        rate: A Python number or a float32 tensor (of any framework: only `*` and `/`).
+        sizes: Spatial sizes: Python ints or float32 scalar tensors.
+        blocks: Block sizes clipped to the sizes, as `sizes`.
+
+    Returns:
+        The seed rate, of `rate`'s kind; above 1 near rate 1 (callers clip it).
+    """
+    gamma = rate
+    for s, b in zip(sizes, blocks):
+        gamma = gamma * s / (b * (s - b + 1.0))
+    return gamma

@@ -1,4 +1,4 @@
-"""The TensorFlow branch of R-Drop's tiled consistency term: one XLA launch per step.
+"""R-Drop's consistency term on TensorFlow: one XLA launch per step, and the replica count.
 
 On a CPU, TensorFlow runs `fit`'s step as a graph without XLA (Keras' `"auto"`
 `jit_compile` is off on CPU-only machines), and its executor costs about 10 us
@@ -18,6 +18,22 @@ Keras turns XLA off) keep plain ops.
 import functools
 
 import tensorflow as tf
+
+from keras_dropouts.backend.common import consistency as common
+from keras_dropouts.backend.common.consistency import MAY_BE_THE_ONLY_LOSS  # noqa: F401
+
+
+def num_replicas():
+    """Number of `tf.distribute` replicas in sync (Keras divides the loss by it)."""
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+def tiled(kind, tiled_output, passes, from_logits, weight, xla=False):
+    """`common.consistency.tiled`; with `xla=True` (see `wanted`) its value and gradient
+    come from one XLA computation (`compiled`)."""
+    if xla:
+        return compiled(common.tiled, kind, passes, from_logits, weight)(tiled_output)
+    return common.tiled(kind, tiled_output, passes, from_logits, weight)
 
 
 def wanted(model):

@@ -1,0 +1,1 @@
+"""The `keras.ops` reference implementations every backend starts from."""

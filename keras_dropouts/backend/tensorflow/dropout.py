@@ -1,0 +1,9 @@
+"""Dropout with replica-independent noise (see `noise`)."""
+
+from keras_dropouts.backend.common import dropout as common
+from keras_dropouts.backend.tensorflow import noise
+
+
+def dropout(x, rate, noise_shape, seed):
+    """`common.dropout.dropout` with `noise.uniform` (see there for the arguments)."""
+    return common.dropout(x, rate, noise_shape, seed, noise.uniform)
