@@ -33,7 +33,7 @@ import keras  # noqa: E402
 import keras_hub  # noqa: E402
 
 import keras_dropouts as kd  # noqa: E402
-from keras_dropouts._compat import replace_sublayer  # noqa: E402
+from keras_dropouts._internals import replace_sublayer  # noqa: E402
 from image_data import load_cifar10, load_digits_upsampled  # noqa: E402
 
 

@@ -20,18 +20,22 @@ function) before the new `fit` builds anything.
 import functools
 import weakref
 
-from keras_dropouts import _compat
+from keras_dropouts import _internals
 
 _OWNERS = weakref.WeakKeyDictionary()
 
 
+def per_model(registry, model, factory):
+    """`registry[model]` (a `WeakKeyDictionary`), made by `factory(model)` on first use."""
+    value = registry.get(model)
+    if value is None:
+        value = registry[model] = factory(model)
+    return value
+
+
 def owner_of(model):
     """The `StepOwner` of `model` (created on first use)."""
-    owner = _OWNERS.get(model)
-    if owner is None:
-        owner = StepOwner(model)
-        _OWNERS[model] = owner
-    return owner
+    return per_model(_OWNERS, model, StepOwner)
 
 
 class StepOwner:
@@ -69,7 +73,7 @@ class StepOwner:
             self.abort()
         self._session = token
         self._restore = []
-        _compat.set_instance_attribute(self.model, "make_train_function", self._make_train_function)
+        _internals.set_instance_attribute(self.model, "make_train_function", self._make_train_function)
         return True
 
     def on_abort(self, fn):
@@ -98,7 +102,7 @@ class StepOwner:
         self._restore = []
         model = self.model
         if model is not None:
-            _compat.pop_instance_attribute(model, "make_train_function")
+            _internals.pop_instance_attribute(model, "make_train_function")
 
     def _make_train_function(self, force=False):
         # Only a new `fit` or `train_on_batch` gets here (see the module docstring).
@@ -113,7 +117,7 @@ class StepOwner:
         if self._installed:
             own = self._saved_step
         else:
-            own = _compat.get_instance_attribute(model, "train_step")
+            own = _internals.get_instance_attribute(model, "train_step")
         return own if own is not None else type(model).train_step.__get__(model)
 
     def install(self, key, make_step):
@@ -126,16 +130,16 @@ class StepOwner:
         self._take_over(model)
         # What the train function is built from besides `key`: a new `compile()` makes
         # a new optimizer and loss (and sets no train function), so it misses the cache.
-        basis = (self._saved_function, self._saved_step, model.optimizer, _compat.compiled_loss_object(model))
+        basis = (self._saved_function, self._saved_step, model.optimizer, _internals.compiled_loss_object(model))
         key = (tuple(id(x) for x in basis), key)
         cached = self._cache.get(key)
         if cached is not None:
             step, function, _ = cached
-            _compat.set_instance_attribute(model, "train_step", step)
+            _internals.set_instance_attribute(model, "train_step", step)
             model.train_function = function
             return
         self.rebuild(make_step)
-        step = _compat.get_instance_attribute(model, "train_step")
+        step = _internals.get_instance_attribute(model, "train_step")
         self._cache[key] = (step, model.train_function, basis)  # `basis` pins the ids
         while len(self._cache) > 8:
             self._cache.pop(next(iter(self._cache)))
@@ -148,12 +152,12 @@ class StepOwner:
         """
         model = self.model
         self._take_over(model)
-        _compat.set_instance_attribute(model, "train_step", make_step(self.original_step()))
+        _internals.set_instance_attribute(model, "train_step", make_step(self.original_step()))
         type(model).make_train_function(model, force=True)
 
     def _take_over(self, model):
         if not self._installed:
-            self._saved_step = _compat.get_instance_attribute(model, "train_step")
+            self._saved_step = _internals.get_instance_attribute(model, "train_step")
             self._saved_function = model.train_function
             self._installed = True
 
@@ -162,9 +166,9 @@ class StepOwner:
         if not self._installed or model is None:
             return
         if self._saved_step is None:
-            _compat.pop_instance_attribute(model, "train_step")
+            _internals.pop_instance_attribute(model, "train_step")
         else:
-            _compat.set_instance_attribute(model, "train_step", self._saved_step)
+            _internals.set_instance_attribute(model, "train_step", self._saved_step)
         model.train_function = self._saved_function if keep_function else None
         self._installed = False
         self._saved_step = None
@@ -181,19 +185,19 @@ class StepOwner:
         builds from one callable would share a trace); the slot is left as it was.
         """
         model = self.model
-        own = _compat.get_instance_attribute(model, "train_step")
+        own = _internals.get_instance_attribute(model, "train_step")
         step = own if own is not None else type(model).train_step.__get__(model)
         functions = []
         try:
             for configure in configures:
                 configure()
-                _compat.set_instance_attribute(model, "train_step", functools.partial(_call, step))
+                _internals.set_instance_attribute(model, "train_step", functools.partial(_call, step))
                 functions.append(build())
         finally:
             if own is None:
-                _compat.pop_instance_attribute(model, "train_step")
+                _internals.pop_instance_attribute(model, "train_step")
             else:
-                _compat.set_instance_attribute(model, "train_step", own)
+                _internals.set_instance_attribute(model, "train_step", own)
         return functions
 
 

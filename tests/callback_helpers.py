@@ -2,7 +2,7 @@
 
 A probe model feeds ones through a dropout layer; a metric reports the fraction of
 zeros of the *last* step (not an epoch mean), read from the batch logs, so the
-JAX state is never synced by the probe itself (DESIGN.md §2).
+JAX state is never synced by the probe itself (docs/architecture.md, "JAX state").
 """
 
 import keras

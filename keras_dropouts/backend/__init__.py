@@ -5,7 +5,7 @@ imported here and its modules are what the rest of `keras_dropouts` uses
 (`from keras_dropouts.backend import blocks, consistency, dropout, ...`). Each
 backend package holds only what that backend does differently; `common` holds the
 `keras.ops` reference implementations. Nothing else in the package asks which
-backend runs (except `_compat.py`, the Keras-internals module).
+backend runs (except `_internals.py`, the Keras-internals module).
 """
 
 import keras

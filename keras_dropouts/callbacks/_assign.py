@@ -2,7 +2,7 @@
 
 `RateWriter.write(indices, values)` assigns `values[k]` to `variables[indices[k]]`
 through the backend's `variables` module: on JAX after `model.jax_state_sync()`
-(DESIGN.md §2), on TensorFlow many at once in one `tf.function`.
+(docs/architecture.md, "JAX state"), on TensorFlow many at once in one `tf.function`.
 """
 
 from keras_dropouts import backend

@@ -26,7 +26,7 @@ import weakref
 
 from keras import ops
 
-from keras_dropouts._step_owner import owner_of
+from keras_dropouts._step_owner import owner_of, per_model
 from keras_dropouts.backend import rate_step
 from keras_dropouts.layers.base import link_rate, unlink_rate
 from keras_dropouts.schedules import two_knots
@@ -36,11 +36,7 @@ _HUBS = weakref.WeakKeyDictionary()
 
 def hub_for(model):
     """The `StepSchedules` of `model` (created on first use)."""
-    hub = _HUBS.get(model)
-    if hub is None:
-        hub = StepSchedules(model)
-        _HUBS[model] = hub
-    return hub
+    return per_model(_HUBS, model, StepSchedules)
 
 
 class FnGroup:

@@ -18,7 +18,7 @@ import warnings
 import keras
 import numpy as np
 
-from keras_dropouts._compat import optimizer_step_counter
+from keras_dropouts._internals import optimizer_step_counter
 from keras_dropouts.callbacks import _in_step
 from keras_dropouts.callbacks._assign import RateWriter
 from keras_dropouts.callbacks.targets import set_stock_rate

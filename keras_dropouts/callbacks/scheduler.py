@@ -6,7 +6,7 @@ import keras
 import numpy as np
 
 from keras_dropouts._checks import check_bool, check_int, invalid, to_python_scalar
-from keras_dropouts._compat import optimizer_step_counter
+from keras_dropouts._internals import optimizer_step_counter
 from keras_dropouts.callbacks import _in_step
 from keras_dropouts.callbacks.rate_paths import (
     RETRACE_WARN_THRESHOLD,

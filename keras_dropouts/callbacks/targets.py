@@ -4,7 +4,7 @@ import weakref
 
 import keras
 
-from keras_dropouts._compat import iter_layers
+from keras_dropouts._internals import iter_layers
 from keras_dropouts.layers.kinds import is_package_layer, is_stock_layer
 
 _CONFIGURED = weakref.WeakKeyDictionary()

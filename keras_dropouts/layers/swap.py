@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_dropouts._compat import is_graph_model
+from keras_dropouts._internals import is_graph_model
 from keras_dropouts.layers.kinds import is_convertible
 from keras_dropouts.layers.scheduled_dropout import ScheduledDropout
 

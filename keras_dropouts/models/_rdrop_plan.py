@@ -17,7 +17,7 @@
 import keras
 
 from keras_dropouts import _checks
-from keras_dropouts import _compat
+from keras_dropouts import _internals
 
 KINDS = ("auto", "kl", "binary_kl", "mse", None)
 
@@ -136,7 +136,7 @@ def loss_is_tileable(identifier):
             return False
         if not type(identifier).__module__.startswith("keras"):
             return False  # a user subclass may reduce over the batch in `call`
-        _, _, fn = _compat.loss_function(identifier)
+        _, _, fn = _internals.loss_function(identifier)
         return _is_per_sample_builtin(fn)
     return callable(identifier) and _is_per_sample_builtin(identifier)
 
@@ -189,9 +189,9 @@ def consistency_terms(model, base_model, y_pred, alpha, consistency, passes):
     n = len(flat_pred)
     names = flat_output_names(base_model, y_pred, n)
     entries = []  # (flat index, path, loss_fn)
-    losses = _compat.compiled_losses(model)
+    losses = _internals.compiled_losses(model)
     if losses:
-        struct = _compat.compiled_loss_structure(model)
+        struct = _internals.compiled_loss_structure(model)
         try:
             index = keras.tree.pack_sequence_as(struct, list(range(n)))
         except (ValueError, TypeError):
@@ -211,7 +211,7 @@ def consistency_terms(model, base_model, y_pred, alpha, consistency, passes):
         from_logits = False
         loss_name = None
         if loss_fn is not None:
-            loss_name, kwargs, _ = _compat.loss_function(loss_fn)
+            loss_name, kwargs, _ = _internals.loss_function(loss_fn)
             from_logits = bool(kwargs.get("from_logits", getattr(loss_fn, "from_logits", False)))
         if kind == "auto":
             kind = _auto_kind(model, loss_fn, loss_name, names[i])
@@ -228,7 +228,7 @@ def _auto_kind(model, loss_fn, loss_name, output_name):
         return "binary_kl"
     if loss_name in _MSE_LOSSES:
         return "mse"
-    if loss_fn is None and not _compat.has_compiled_loss(model):
+    if loss_fn is None and not _internals.has_compiled_loss(model):
         raise ValueError(
             "RDropModel was compiled without a loss (`loss` is missing from "
             "`compile()`), so it cannot choose the consistency term from it. Pass "

@@ -17,7 +17,7 @@ import keras
 from keras import ops
 
 from keras_dropouts import _checks
-from keras_dropouts import _compat
+from keras_dropouts import _internals
 from keras_dropouts._step_owner import owner_of
 from keras_dropouts.layers.kinds import draws_noise
 from keras_dropouts import backend
@@ -28,7 +28,7 @@ from keras_dropouts.models import _rdrop_plan as plan_lib
 
 def has_dropout_like_layer(model):
     """Whether `model` contains (at any depth) a layer that draws random noise."""
-    return any(draws_noise(layer) for layer in _compat.iter_layers(model))
+    return any(draws_noise(layer) for layer in _internals.iter_layers(model))
 
 
 def _base_model(inputs, outputs, model):
@@ -262,7 +262,7 @@ class RDropModel(keras.Model):
     @property
     def output_names(self):
         """The wrapped model's output names (used by `compile` for per-output logs)."""
-        override = _compat.get_instance_attribute(self, "_rdrop_output_names")
+        override = _internals.get_instance_attribute(self, "_rdrop_output_names")
         if override is not None:
             return override
         return getattr(getattr(self, "base_model", None), "output_names", None)
@@ -271,7 +271,7 @@ class RDropModel(keras.Model):
     def output_names(self, value):
         # Keras sets this in `Model.__init__`, before `base_model` exists; kept out of
         # Keras' attribute tracking.
-        _compat.set_instance_attribute(self, "_rdrop_output_names", value)
+        _internals.set_instance_attribute(self, "_rdrop_output_names", value)
 
     # ------------------------------------------------------------------ forward
 
@@ -310,9 +310,9 @@ class RDropModel(keras.Model):
             inputs = _tile(inputs, m)
             layers = self._rdrop_activity_layers
             if layers is None:
-                layers = self._rdrop_activity_layers = _compat.activity_regularized_layers(self.base_model)
+                layers = self._rdrop_activity_layers = _internals.activity_regularized_layers(self.base_model)
             if layers:
-                with _compat.per_pass_activity_loss(layers, m):
+                with _internals.per_pass_activity_loss(layers, m):
                     return self.base_model(inputs, training=training)
         return self.base_model(inputs, training=training)
 
@@ -406,7 +406,7 @@ class RDropModel(keras.Model):
             )
         m = self.passes
         plan = self._rdrop_plan
-        key = _compat.compiled_loss_object(self)
+        key = _internals.compiled_loss_object(self)
         if plan is None or plan.key is not key:
             plan = self._rdrop_plan = _Plan(key, plan_lib.compiled_loss_is_tileable(self))
         # A tiled loss needs only the first pass (for the metrics); `_consistency` splits
@@ -417,11 +417,11 @@ class RDropModel(keras.Model):
             plan_lib.check_sample_weight(sample_weight, passes[0])
         if plan.tile_loss:
             # One call on the tiled batch: exactly the mean of the per-pass losses.
-            loss = _compat.call_compiled_loss(self, _tile(y, m), y_pred, _tile(sample_weight, m))
+            loss = _internals.call_compiled_loss(self, _tile(y, m), y_pred, _tile(sample_weight, m))
         else:
             loss = None
             for p in passes:
-                v = _compat.call_compiled_loss(self, y, p, sample_weight)
+                v = _internals.call_compiled_loss(self, y, p, sample_weight)
                 if v is None:
                     break
                 loss = v if loss is None else loss + v
@@ -432,7 +432,7 @@ class RDropModel(keras.Model):
                 self, self.base_model, passes[0], self.alpha, self.consistency, m
             )
         losses = [] if loss is None else [loss]
-        losses.extend(_compat.additional_losses(self))
+        losses.extend(_internals.additional_losses(self))
         xla = backend.consistency.wanted(self)
         consistency = self._consistency(y_pred, passes, sample_weight, plan.terms, xla)
         if self.consistency_tracker is not None:
@@ -470,7 +470,7 @@ class RDropModel(keras.Model):
             if sw_nested:
                 sw = keras.tree.flatten(sw)[i] if path is None else _resolve(path, sw)
             out = flat_tiled[i]
-            if sw is None and len(out.shape) >= 2 and _compat.get_keras_mask(out) is None:
+            if sw is None and len(out.shape) >= 2 and _internals.get_keras_mask(out) is None:
                 term = backend.consistency.tiled(kind, out, self.passes, from_logits, weight, xla)
             else:
                 if flat is None:
@@ -478,7 +478,7 @@ class RDropModel(keras.Model):
                         passes = self._split(y_pred)
                     flat = [keras.tree.flatten(p) for p in passes] if nested else [[p] for p in passes]
                 parts = [f[i] for f in flat]
-                mask = _compat.get_keras_mask(parts[0])  # the copies share the batch's mask
+                mask = _internals.get_keras_mask(parts[0])  # the copies share the batch's mask
                 d = _consistency.pairwise(kind, parts, self._rdrop_pairs, from_logits, mask, sw)
                 term = d * weight
             total = term if total is None else total + term
@@ -559,10 +559,10 @@ def _split_tensor(t, m, count=None):
     else:
         b = n // m
         parts = [t[k * b:(k + 1) * b] for k in range(count)]
-    mask = _compat.get_keras_mask(t)
+    mask = _internals.get_keras_mask(t)
     if mask is not None:
         for part, part_mask in zip(parts, _split_tensor(mask, m, count)):
-            _compat.set_keras_mask(part, part_mask)
+            _internals.set_keras_mask(part, part_mask)
     return parts
 
 

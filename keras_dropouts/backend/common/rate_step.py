@@ -10,7 +10,7 @@ dependencies order before the forward pass. See docs/architecture.md.
 
 from keras import ops
 
-from keras_dropouts._compat import optimizer_step_counter
+from keras_dropouts._internals import optimizer_step_counter
 
 
 def make_step(model, original, rates):

@@ -10,7 +10,7 @@ them into the variables at the end of the epoch.
 import jax
 from keras import ops
 
-from keras_dropouts._compat import optimizer_step_counter
+from keras_dropouts._internals import optimizer_step_counter
 
 
 def make_step(model, original, rates):

@@ -1,7 +1,7 @@
 """Host-side variable writes on JAX: sync the state out of the fit loop first.
 
 Mid-epoch the JAX state lives outside the variables: `model.jax_state_sync()` (what
-reading `Callback.model` does, DESIGN.md §2) writes it back, and after the sync the
+reading `Callback.model` does; docs/architecture.md, "JAX state") writes it back, and after the sync the
 fit loop re-reads every variable before the next step, so a new rate is used at the
 very next step. Writing into `model._jax_state` instead does *not* work: Keras'
 attribute tracking stores copies of those lists, so the loop never sees such writes.

@@ -8,7 +8,7 @@ primes every leader's `1 / (1 - rate)`.
 
 import torch
 
-from keras_dropouts._compat import foreach_copy, optimizer_step_counter, tensor_version
+from keras_dropouts._internals import foreach_copy, optimizer_step_counter, tensor_version
 from keras_dropouts.backend.common.rate_step import scalar_shape  # noqa: F401
 from keras_dropouts.backend.torch.scalars import rate_and_scale, remember
 

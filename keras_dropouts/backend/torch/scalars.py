@@ -8,7 +8,7 @@ and an unchanged one costs no kernel.
 import keras
 import torch
 
-from keras_dropouts._compat import tensor_version
+from keras_dropouts._internals import tensor_version
 
 _SCALARS = {}
 

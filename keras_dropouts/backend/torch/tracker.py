@@ -6,7 +6,7 @@ does, less the checks.
 
 import torch
 
-from keras_dropouts import _compat
+from keras_dropouts import _internals
 from keras_dropouts.backend.common import tracker as common
 
 
@@ -15,7 +15,7 @@ def update(state, value):
     must run: inside a `StatelessScope` (updates are collected, not applied), or where
     `.value` is not the variable's own tensor (an autocast copy)."""
     s = state.value
-    if (not isinstance(value, torch.Tensor) or _compat.in_stateless_scope()
+    if (not isinstance(value, torch.Tensor) or _internals.in_stateless_scope()
             or not isinstance(s, torch.nn.Parameter)):
         common.update(state, value)
         return

@@ -1,13 +1,14 @@
-"""Every use of Keras internals in keras-dropouts, one small function each.
+"""Every use of Keras' and torch's internals in keras-dropouts, one small function each.
 
 Keras 3 has no public accessor for a few things this package needs (a tensor's
 Keras mask, the losses a `compile()` resolved per output, a model's nested
-layers). Each such use is a function here, with a branch per supported Keras
-version and a comment naming the versions it serves. Supported: Keras 3.8
-through 3.15 (CI tests 3.8.0, the lower bound in pyproject.toml, and the newest).
+layers, an instance's own attributes); torch keeps a tensor's version counter and
+its batched copy private. Each such use is a function here, with a branch per
+supported version and a comment naming the versions it serves. Supported: Keras
+3.8 through 3.15 (CI tests 3.8.0, the lower bound in pyproject.toml, and the newest).
 
-Nothing else in the package may import `keras.src` or read a private Keras
-attribute; add a function here instead.
+Nothing else in the package may import `keras.src` or read a private Keras or torch
+attribute; add a function here instead (docs/architecture.md).
 """
 
 import contextlib

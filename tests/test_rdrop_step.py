@@ -13,7 +13,7 @@ from conftest import BACKEND, to_np
 from keras import ops
 from rdrop_helpers import HandTiled, data, mlp, noise_mlp, sparse_ce, two_pass
 
-from keras_dropouts import _compat
+from keras_dropouts import _internals
 from keras_dropouts import backend
 from keras_dropouts.backend.common import consistency as common_consistency
 from keras_dropouts.models import RDropModel
@@ -162,11 +162,11 @@ def test_add_loss_mean_in_forward_counted_once():
 def test_activity_regulariser_branch_matches_keras_version():
     layer = keras.layers.Dense(2, activity_regularizer="l1")
     model = keras.Sequential([keras.Input((3,)), layer])
-    expected = [] if _compat.KERAS_VERSION >= (3, 14) else [layer]
-    assert _compat.activity_regularized_layers(model) == expected
+    expected = [] if _internals.KERAS_VERSION >= (3, 14) else [layer]
+    assert _internals.activity_regularized_layers(model) == expected
     original = layer.activity_regularizer
-    with _compat.per_pass_activity_loss([layer], 2):
-        with _compat.per_pass_activity_loss([layer], 2):  # re-entrant
+    with _internals.per_pass_activity_loss([layer], 2):
+        with _internals.per_pass_activity_loss([layer], 2):  # re-entrant
             assert layer.activity_regularizer is not original
     assert layer.activity_regularizer is original
 
