@@ -19,6 +19,7 @@ from keras_dropouts.backend.common import consistency as common_consistency
 from keras_dropouts.models import RDropModel
 from keras_dropouts.models import _consistency
 from keras_dropouts.models import _rdrop_plan as plan_lib
+from keras_dropouts.models import rdrop as rdrop_module
 from keras_dropouts.ops import divergence
 
 
@@ -124,9 +125,10 @@ def test_one_split_and_one_plan_per_step(monkeypatch):
     model = _sgd_ce(RDropModel(*mlp(rate=0.3), alpha=1.0), metrics=["accuracy"])
     model.train_on_batch(x, y)  # traces (TF) / first step builds the plan
     splits, plans = [], []
-    original_split, original_terms = RDropModel._split, plan_lib.consistency_terms
+    original_split, original_terms = rdrop_module.split, plan_lib.consistency_terms
+    # `split(y_pred, passes, count)`: record `count`, as the tiled-loss plan asks for one.
     monkeypatch.setattr(
-        RDropModel, "_split", lambda self, t, *a: splits.append(a) or original_split(self, t, *a)
+        rdrop_module, "split", lambda t, m, *a: splits.append(a) or original_split(t, m, *a)
     )
     monkeypatch.setattr(plan_lib, "consistency_terms", lambda *a: plans.append(1) or original_terms(*a))
     for _ in range(3):

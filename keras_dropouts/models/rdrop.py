@@ -9,21 +9,20 @@ compiled loss and the output structure is decided once per `compile()`
 (`_rdrop_plan.py`), so torch's eager step does no extra Python work per step.
 """
 
-import contextlib
-import threading
 import warnings
 
 import keras
 from keras import ops
 
-from keras_dropouts import _checks
-from keras_dropouts import _internals
+from keras_dropouts import _checks, _internals, backend
 from keras_dropouts._step_owner import owner_of
-from keras_dropouts.layers.kinds import draws_noise
-from keras_dropouts import backend
 from keras_dropouts.backend import IS_TORCH as _TORCH  # read by `__call__`
-from keras_dropouts.models import _consistency
+from keras_dropouts.layers.kinds import draws_noise
 from keras_dropouts.models import _rdrop_plan as plan_lib
+from keras_dropouts.models._consistency import consistency_term
+from keras_dropouts.models._pass_state import PassState
+from keras_dropouts.models._tiling import is_nested, split, tile
+from keras_dropouts.models._tracker import RunningMean
 
 
 def has_dropout_like_layer(model):
@@ -50,41 +49,6 @@ def _base_model(inputs, outputs, model):
             f"Received: model of type {type(model).__name__}"
         )
     return model
-
-
-def _tile(structure, m):
-    """Each tensor of `structure` repeated `m` times along axis 0 (None stays None)."""
-    if structure is None:
-        return None
-    if not _is_nested(structure):
-        return ops.concatenate([structure] * m, axis=0)
-    return keras.tree.map_structure(
-        lambda t: t if t is None else ops.concatenate([t] * m, axis=0), structure
-    )
-
-
-class _RunningMean(keras.metrics.Metric):
-    """Mean of a scalar over the steps of an epoch: `keras.metrics.Mean` for one scalar
-    per step, with fewer backend ops (it is updated every train step): the sum and the
-    count are one variable `[total, count]`, updated by one add (one fused kernel on
-    XLA, one variable assignment on TF; two in-place adds on torch).
-
-    `muted()` true (inside `evaluate` and its step, whose logs drop this entry) makes
-    `result()` a constant, so evaluation computes nothing for it.
-    """
-
-    def __init__(self, name, muted=None):
-        super().__init__(name=name)
-        self.state = self.add_variable(shape=(2,), initializer="zeros", dtype=self.dtype, name="state")
-        self._muted = muted
-
-    def update_state(self, value):
-        backend.tracker.update(self.state, value)
-
-    def result(self):
-        if self._muted is not None and self._muted():
-            return 0.0
-        return backend.tracker.result(self.state)
 
 
 class _Plan:
@@ -211,16 +175,11 @@ class RDropModel(keras.Model):
         self.passes = passes
         self.consistency_every = consistency_every
         self.consistency = consistency
-        # Per-thread: tf.distribute traces each replica's train step in its own thread.
-        self._rdrop_local = threading.local()
-        local = self._rdrop_local
+        self._rdrop_local = local = PassState()
         self.log_consistency = log_consistency
         self.consistency_tracker = None
         if log_consistency:
-            self.consistency_tracker = _RunningMean(
-                name="consistency_loss", muted=lambda: getattr(local, "testing", 0) > 0
-            )
-        self._rdrop_pairs = [(a, b) for a in range(passes) for b in range(a + 1, passes)]
+            self.consistency_tracker = RunningMean(name="consistency_loss", muted=lambda: local.testing > 0)
         self._rdrop_enabled = True
         self._rdrop_executions = 0
         self._rdrop_plan = None
@@ -282,14 +241,14 @@ class RDropModel(keras.Model):
 
     @property
     def _rdrop_in_train_step(self):
-        return getattr(self._rdrop_local, "in_train_step", False)
+        return self._rdrop_local.in_train_step
 
     @_rdrop_in_train_step.setter
     def _rdrop_in_train_step(self, value):
         self._rdrop_local.in_train_step = value
 
     def _rdrop_active(self):
-        return self._rdrop_enabled and getattr(self._rdrop_local, "in_train_step", False)
+        return self._rdrop_enabled and self._rdrop_local.in_train_step
 
     def __call__(self, *args, **kwargs):
         # torch runs every step eagerly: this wrapper's own `Layer.__call__` (call
@@ -299,7 +258,7 @@ class RDropModel(keras.Model):
         # steps call `call` directly.) Symbolic inputs keep the full path.
         if _TORCH and self.built and len(args) == 1 and kwargs.keys() <= {"training"}:
             x = args[0]
-            first = keras.tree.flatten(x)[0] if _is_nested(x) else x
+            first = keras.tree.flatten(x)[0] if is_nested(x) else x
             if not isinstance(first, keras.KerasTensor):
                 return self.call(x, training=kwargs.get("training"))
         return super().__call__(*args, **kwargs)
@@ -307,7 +266,7 @@ class RDropModel(keras.Model):
     def call(self, inputs, training=None):
         if training and self._rdrop_active():
             m = self.passes
-            inputs = _tile(inputs, m)
+            inputs = tile(inputs, m)
             layers = self._rdrop_activity_layers
             if layers is None:
                 layers = self._rdrop_activity_layers = _internals.activity_regularized_layers(self.base_model)
@@ -318,38 +277,23 @@ class RDropModel(keras.Model):
 
     def train_step(self, *args, **kwargs):
         # Marks the trace of `fit`'s own train step: only there is the batch tiled.
-        local = self._rdrop_local
-        local.in_train_step = True
-        try:
+        with self._rdrop_local.train_step():
             return super().train_step(*args, **kwargs)
-        finally:
-            local.in_train_step = False
-            local.first_pass = None
 
     def test_step(self, *args, **kwargs):
-        # Marks `evaluate`'s step: its logs have no consistency term (see `_RunningMean`).
-        with self._rdrop_testing():
+        # Marks `evaluate`'s step: its logs have no consistency term (see `RunningMean`).
+        with self._rdrop_local.testing_scope():
             return super().test_step(*args, **kwargs)
 
     def evaluate(self, *args, **kwargs):
         # Also mutes the tracker in `evaluate`'s final read of every metric (eager ops
         # per call, ~0.4 ms on JAX's CPU; the entry is dropped from its logs anyway).
-        with self._rdrop_testing():
+        with self._rdrop_local.testing_scope():
             return super().evaluate(*args, **kwargs)
 
     def test_on_batch(self, *args, **kwargs):
-        with self._rdrop_testing():
+        with self._rdrop_local.testing_scope():
             return super().test_on_batch(*args, **kwargs)
-
-    @contextlib.contextmanager
-    def _rdrop_testing(self):
-        local = self._rdrop_local
-        depth = getattr(local, "testing", 0)
-        local.testing = depth + 1
-        try:
-            yield
-        finally:
-            local.testing = depth
 
     def make_train_function(self, force=False):
         if self.consistency_every == 1:
@@ -385,18 +329,6 @@ class RDropModel(keras.Model):
 
     # ---------------------------------------------------------------- loss
 
-    def _split(self, y_pred, count=None):
-        """The first `count` (default: all) single-pass structures of a tiled prediction."""
-        m = self.passes
-        count = m if count is None else count
-        if not _is_nested(y_pred):
-            return _split_tensor(y_pred, m, count)
-        chunks = [[] for _ in range(count)]
-        for t in keras.tree.flatten(y_pred):
-            for k, part in enumerate(_split_tensor(t, m, count)):
-                chunks[k].append(part)
-        return [keras.tree.pack_sequence_as(y_pred, c) for c in chunks]
-
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if not (training and self._rdrop_active()):
             if sample_weight is not None:
@@ -409,15 +341,15 @@ class RDropModel(keras.Model):
         key = _internals.compiled_loss_object(self)
         if plan is None or plan.key is not key:
             plan = self._rdrop_plan = _Plan(key, plan_lib.compiled_loss_is_tileable(self))
-        # A tiled loss needs only the first pass (for the metrics); `_consistency` splits
+        # A tiled loss needs only the first pass (for the metrics); `consistency_term` splits
         # the rest if it needs them. A slice is one more op per step on TF's executor.
-        passes = self._split(y_pred, 1 if plan.tile_loss else m)
+        passes = split(y_pred, m, 1 if plan.tile_loss else m)
         self._rdrop_local.first_pass = (y_pred, passes[0])  # reused by compute_metrics
         if sample_weight is not None:
             plan_lib.check_sample_weight(sample_weight, passes[0])
         if plan.tile_loss:
             # One call on the tiled batch: exactly the mean of the per-pass losses.
-            loss = _internals.call_compiled_loss(self, _tile(y, m), y_pred, _tile(sample_weight, m))
+            loss = _internals.call_compiled_loss(self, tile(y, m), y_pred, tile(sample_weight, m))
         else:
             loss = None
             for p in passes:
@@ -434,7 +366,7 @@ class RDropModel(keras.Model):
         losses = [] if loss is None else [loss]
         losses.extend(_internals.additional_losses(self))
         xla = backend.consistency.wanted(self)
-        consistency = self._consistency(y_pred, passes, sample_weight, plan.terms, xla)
+        consistency = consistency_term(y_pred, passes, sample_weight, plan.terms, m, xla)
         if self.consistency_tracker is not None:
             self.consistency_tracker.update_state(consistency)
         replicas = backend.consistency.num_replicas()
@@ -452,43 +384,11 @@ class RDropModel(keras.Model):
             consistency = ops.cast(consistency, total.dtype)
         return total + consistency
 
-    def _consistency(self, y_pred, passes, sample_weight, terms, xla=False):
-        """Sum over outputs of `weight * sum over pairs of D(pass a, pass b)` (float32).
-
-        `passes` holds the first pass, or all of them; the rest are split off here
-        when an output needs them (masked, weighted or rank-1 outputs).
-        """
-        if not terms:
-            return ops.zeros((), "float32")
-        nested = _is_nested(y_pred)
-        flat_tiled = keras.tree.flatten(y_pred) if nested else [y_pred]
-        flat = None
-        sw_nested = sample_weight is not None and _is_nested(sample_weight)
-        total = None
-        for i, path, kind, from_logits, weight in terms:
-            sw = sample_weight
-            if sw_nested:
-                sw = keras.tree.flatten(sw)[i] if path is None else _resolve(path, sw)
-            out = flat_tiled[i]
-            if sw is None and len(out.shape) >= 2 and _internals.get_keras_mask(out) is None:
-                term = backend.consistency.tiled(kind, out, self.passes, from_logits, weight, xla)
-            else:
-                if flat is None:
-                    if len(passes) < self.passes:
-                        passes = self._split(y_pred)
-                    flat = [keras.tree.flatten(p) for p in passes] if nested else [[p] for p in passes]
-                parts = [f[i] for f in flat]
-                mask = _internals.get_keras_mask(parts[0])  # the copies share the batch's mask
-                d = _consistency.pairwise(kind, parts, self._rdrop_pairs, from_logits, mask, sw)
-                term = d * weight
-            total = term if total is None else total + term
-        return total
-
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         if not self._rdrop_active():
             results = super().compute_metrics(x, y, y_pred, sample_weight=sample_weight)
             tracker = self.consistency_tracker
-            if tracker is not None and getattr(self._rdrop_local, "testing", 0) > 0:
+            if tracker is not None and self._rdrop_local.testing > 0:
                 # `evaluate` logs no consistency term. A plain train step (under
                 # `consistency_every > 1`) reports the tracker's running mean over the
                 # epoch's R-Drop steps, so every epoch logs the same keys.
@@ -498,12 +398,12 @@ class RDropModel(keras.Model):
         # split made in `compute_loss`; JAX computes metrics outside the traced
         # loss (a new `y_pred`), where XLA merges the repeated slice.
         local = self._rdrop_local
-        cached = getattr(local, "first_pass", None)
+        cached = local.first_pass
         local.first_pass = None
         if cached is not None and cached[0] is y_pred:
             first = cached[1]
         else:
-            first = self._split(y_pred)[0]
+            first = split(y_pred, self.passes, 1)[0]
         return super().compute_metrics(x, y, first, sample_weight=sample_weight)
 
     # --------------------------------------------------------------- export
@@ -547,32 +447,3 @@ class RDropModel(keras.Model):
         if inner and not self.base_model.built:
             self.base_model.build_from_config(inner)
         self.built = True
-
-
-def _split_tensor(t, m, count=None):
-    """The first `count` (default `m`) of `m` equal parts of `t` along axis 0, each
-    carrying its part of `t`'s Keras mask."""
-    count = m if count is None else count
-    n = t.shape[0]
-    if n is None:
-        parts = ops.split(t, m, axis=0)[:count]
-    else:
-        b = n // m
-        parts = [t[k * b:(k + 1) * b] for k in range(count)]
-    mask = _internals.get_keras_mask(t)
-    if mask is not None:
-        for part, part_mask in zip(parts, _split_tensor(mask, m, count)):
-            _internals.set_keras_mask(part, part_mask)
-    return parts
-
-
-def _is_nested(x):
-    """`keras.tree.is_nested`, answered without the tree utilities for a tensor (on torch
-    they cost ~10 us per call, and the step asks several times)."""
-    return not ops.is_tensor(x) and keras.tree.is_nested(x)
-
-
-def _resolve(path, structure):
-    for p in path:
-        structure = structure[p]
-    return structure
