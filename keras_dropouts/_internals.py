@@ -270,6 +270,23 @@ def optimizer_step_counter(optimizer):
     return variable, int(every)
 
 
+# ------------------------------------------------------------------- JAX train step
+
+
+def jax_state_parts(state):
+    """`(non_trainable, optimizer)` variable values of the `state` JAX's
+    `train_step(state, data)` receives (Keras 3.8 - 3.15: the 4-tuple
+    `(trainable, non_trainable, optimizer, metrics)`)."""
+    _, non_trainable, optimizer, _ = state
+    return non_trainable, optimizer
+
+
+def jax_state_with_non_trainable(state, non_trainable):
+    """`state` with its non-trainable variable values replaced (see `jax_state_parts`)."""
+    trainable, _, optimizer, metrics = state
+    return (trainable, non_trainable, optimizer, metrics)
+
+
 # ------------------------------------------------------------- instance attributes
 
 

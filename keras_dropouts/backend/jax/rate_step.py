@@ -10,7 +10,7 @@ them into the variables at the end of the epoch.
 import jax
 from keras import ops
 
-from keras_dropouts._internals import optimizer_step_counter
+from keras_dropouts._internals import jax_state_parts, jax_state_with_non_trainable, optimizer_step_counter
 
 
 def make_step(model, original, rates):
@@ -22,13 +22,13 @@ def make_step(model, original, rates):
     step_slot = [id(v) for v in model.optimizer.variables].index(id(counter))
 
     def train_step(state, data):
-        trainable, non_trainable_values, optimizer_values, metrics = state
+        non_trainable_values, optimizer_values = jax_state_parts(state)
         step = optimizer_values[step_slot] // every
         new = rates.as_list(step, [non_trainable_values[i] for i in knot_slots])
         non_trainable_values = list(non_trainable_values)
         for slot, rate in zip(rate_slots, new):
             non_trainable_values[slot] = rate
-        return original((trainable, non_trainable_values, optimizer_values, metrics), data)
+        return original(jax_state_with_non_trainable(state, non_trainable_values), data)
 
     return train_step
 
