@@ -54,21 +54,12 @@ _MSE_LOSSES = {
     "LogCosh",
 }
 # Built-in Keras loss functions whose value is per sample (per position): the
-# Loss wrapper then reduces them like any other, so tiling is exact.
+# Loss wrapper then reduces them like any other, so tiling is exact. The
+# lower-case names above are such functions ("kld" is an alias, not a function name).
 _PER_SAMPLE_FUNCTIONS = {
-    "binary_crossentropy",
-    "binary_focal_crossentropy",
-    "categorical_crossentropy",
-    "categorical_focal_crossentropy",
+    name for name in _KL_LOSSES | _BINARY_LOSSES | _MSE_LOSSES if name.islower() and name != "kld"
+} | {
     "categorical_generalized_cross_entropy",
-    "sparse_categorical_crossentropy",
-    "kl_divergence",
-    "mean_squared_error",
-    "mean_absolute_error",
-    "mean_squared_logarithmic_error",
-    "mean_absolute_percentage_error",
-    "huber",
-    "log_cosh",
     "hinge",
     "squared_hinge",
     "categorical_hinge",
