@@ -9,7 +9,7 @@ Liu et al. 2023 ("Dropout Reduces Underfitting"), scaled down:
 - The backbone is `keras_hub.models.ViTBackbone` built from a tiny config (no preset,
   nothing downloaded), with `dropout_rate=0.1`. Its stock `keras.layers.Dropout`
   layers read their rate at trace time, so they are converted in place with
-  `keras_dropouts.layers.to_scheduled_dropout` (same rate, seed, name): the linear
+  `keras_dropouts.surgery.to_scheduled_dropout` (same rate, seed, name): the linear
   decay then reaches the compiled step without retracing. (`--stock` instead keeps
   the stock layers and lets `EarlyDropout` switch them by retracing, mode "constant".)
 - Stochastic depth is added around each of the backbone's own encoder blocks
@@ -53,8 +53,8 @@ def build(image_shape, patch_size, args):
         # The Dropout layers inside the encoder blocks are attributes of built layers:
         # swap them for ScheduledDropout.
         for owner in [*encoder.encoder_layers, *[b.mlp for b in encoder.encoder_layers]]:
-            replace_sublayer(owner, "dropout", kd.layers.to_scheduled_dropout(owner.dropout))
-        embedding_dropout = kd.layers.to_scheduled_dropout(embedding_dropout)
+            replace_sublayer(owner, "dropout", kd.surgery.to_scheduled_dropout(owner.dropout))
+        embedding_dropout = kd.surgery.to_scheduled_dropout(embedding_dropout)
 
     # The backbone's graph, re-wired with block-level stochastic depth (shared weights).
     inputs = keras.Input(image_shape)

@@ -325,3 +325,120 @@ def replace_sublayer(owner, name, layer):
     finally:
         if locked:
             tracker.lock()
+
+
+# ------------------------------------------------------------------- graph surgery
+
+
+def tensor_parents(tensor):
+    """The input tensors of the graph node that produced KerasTensor `tensor` (empty for
+    model inputs). Keras 3.8 - 3.15: `tensor._keras_history = (operation, node_index,
+    tensor_index)` and `operation._inbound_nodes[node_index].input_tensors`."""
+    history = getattr(tensor, "_keras_history", None)
+    if history is None:
+        return []
+    operation, node_index = history[0], history[1]
+    nodes = getattr(operation, "_inbound_nodes", None) or []
+    if node_index >= len(nodes):
+        return []
+    return list(nodes[node_index].input_tensors)
+
+
+def graph_calls(model):
+    """The calls of a functional model's graph, inputs first (topological order):
+    a list of `(operation, input_tensors)`, one per graph node, model inputs left out.
+    Only this model's nodes: a layer shared with another model appears once per call
+    here. Keras 3.8 - 3.15: `Functional._nodes_by_depth` (as `_run_through_graph` reads it).
+    """
+    out = []
+    by_depth = model._nodes_by_depth
+    for depth in sorted(by_depth, reverse=True):
+        for node in by_depth[depth]:
+            if node.operation is None or node.is_input:
+                continue
+            out.append((node.operation, list(node.input_tensors)))
+    return out
+
+
+# Keras 3.8 - 3.15: `x + y` / `keras.ops.add` on KerasTensors records a
+# `keras.src.ops.numpy.Add` operation (not a layer) in a functional graph.
+from keras.src.ops.numpy import Add as _OpsAdd  # noqa: E402
+
+
+def is_ops_add(operation):
+    """True for a `+` / `keras.ops.add` node of a functional graph (not `keras.layers.Add`)."""
+    return isinstance(operation, _OpsAdd)
+
+
+# Per-sample drop-path layers of other libraries, recognised by type. A class is
+# looked up only in modules already imported (a model cannot hold an instance of a
+# class whose module was never imported), so keras-hub is never imported here.
+# Each entry: module, class name, and a reader returning (rate, seed) or a reason
+# why the layer's semantics differ from `keras_dropouts.layers.DropPath` (per-sample
+# Bernoulli keep mask with probability 1 - rate, kept samples scaled by 1 / (1 - rate)).
+def _convnext_stochastic_depth(layer):
+    # Keras 3.8 - 3.15 `keras.src.applications.convnext.StochasticDepth`: per-sample
+    # floor(keep + U) mask, x / keep (its docstring says "batch-wise"; the code is
+    # per-sample). No seed argument (global RNG).
+    return float(layer.drop_path_rate), None, None
+
+
+def _swin_drop_path(layer):
+    # keras-hub 0.32 swin_transformer_layers.DropPath(drop_prob, seed): as ours.
+    return float(layer.drop_prob), layer.seed, None
+
+
+def _mit_drop_path(layer):
+    # keras-hub 0.32 mit_layers.DropPath(rate, seed): keep where U > rate, x / (1 - rate).
+    return float(layer.rate), layer._seed_val, None
+
+
+def _mobilenetv5_drop_path(layer):
+    # keras-hub 0.32 mobilenetv5_layers.DropPath(drop_prob, scale_by_keep).
+    if not layer.scale_by_keep:
+        return None, None, "scale_by_keep=False (kept samples are not rescaled by 1/keep)"
+    return float(layer.drop_prob), None, None
+
+
+def _dino_drop_path(layer):
+    # keras-hub 0.32 DINOV2DropPath / DINOV3DropPath multiply by (U + keep) / keep
+    # with no floor: multiplicative noise in [1, (1 + keep) / keep), not a drop.
+    return None, None, "multiplies by (uniform + keep) / keep (no floor): not a per-sample drop"
+
+
+_FOREIGN_DROP_PATHS = (
+    ("keras.src.applications.convnext", "StochasticDepth", _convnext_stochastic_depth),
+    ("keras_hub.src.models.swin_transformer.swin_transformer_layers", "DropPath", _swin_drop_path),
+    ("keras_hub.src.models.mit.mit_layers", "DropPath", _mit_drop_path),
+    ("keras_hub.src.models.mobilenetv5.mobilenetv5_layers", "DropPath", _mobilenetv5_drop_path),
+    ("keras_hub.src.models.dinov2.dinov2_layers", "DINOV2DropPath", _dino_drop_path),
+    ("keras_hub.src.models.dinov3.dinov3_layers", "DINOV3DropPath", _dino_drop_path),
+)
+
+
+def _foreign_readers():
+    import sys
+
+    found = []
+    for module_name, class_name, reader in _FOREIGN_DROP_PATHS:
+        cls = getattr(sys.modules.get(module_name), class_name, None)
+        if isinstance(cls, type):
+            found.append((cls, reader))
+    return found
+
+
+def foreign_drop_path_types():
+    """The foreign drop-path layer classes that exist in this process (Keras' ConvNeXt
+    `StochasticDepth`, Keras 3.8 - 3.15; keras-hub 0.32's Swin, MiT, MobileNetV5 and
+    DINOv2/v3 drop-path layers), as a tuple; only from modules already imported."""
+    return tuple(cls for cls, _ in _foreign_readers())
+
+
+def foreign_drop_path_spec(layer):
+    """`(rate, seed, reason)` for a foreign drop-path layer: `reason` is None when the
+    layer computes what `DropPath(rate, seed)` does, else why it does not (then
+    `rate` and `seed` are None). None when `layer` is not a foreign drop-path layer."""
+    for cls, reader in _foreign_readers():
+        if type(layer) is cls:
+            return reader(layer)
+    return None

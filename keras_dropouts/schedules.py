@@ -381,13 +381,67 @@ def check_schedule_value(value, where):
         raise invalid(where, "a scalar rate between 0 and 1", value) from None
 
 
+DEPTH_RULES = ("constant", "linear", "stagewise")
+
+
+def depth_factors(n, depth_rule="linear", stages=None):
+    """Per-block factors of a drop rate, shallow to deep: block `i` gets `rate * factors[i]`.
+
+    - `"constant"`: every factor is 1.
+    - `"linear"`: the stochastic depth paper's rule (Huang et al. 2016, eq. 4,
+      `p_l = 1 - l / L * (1 - p_L)` as a keep probability): the `i`-th of `n` blocks
+      (0-based) gets `(i + 1) / n`, so the first block drops `rate / n` and the last
+      `rate`. (timm's `linspace(0, rate, n)`, which `depth_rule=True` of the callbacks
+      uses, starts at 0 instead.)
+    - `"stagewise"`: one factor per stage, linear over the stages: every block of the
+      `k`-th of `S` stages (0-based) gets `(k + 1) / S`. `stages` gives each block's stage
+      label (blocks of one stage are consecutive).
+
+    Args:
+        n: Number of blocks, an integer >= 0.
+        depth_rule: `"constant"`, `"linear"` or `"stagewise"`.
+        stages: For `"stagewise"`, a sequence of `n` hashable stage labels, consecutive
+            blocks with equal labels forming one stage. Ignored by the other rules.
+
+    Returns:
+        A list of `n` Python floats in (0, 1].
+
+    Raises:
+        ValueError: for a bad `n` or `depth_rule`, or `"stagewise"` without `n` stages.
+
+    Example:
+    >>> depth_factors(4, "linear")
+    [0.25, 0.5, 0.75, 1.0]
+    >>> depth_factors(4, "stagewise", stages=["a", "a", "b", "b"])
+    [0.5, 0.5, 1.0, 1.0]
+    """
+    n = check_int(n, "n", 0)
+    depth_rule = check_choice(depth_rule, "depth_rule", DEPTH_RULES)
+    if depth_rule == "constant":
+        return [1.0] * n
+    if depth_rule == "linear":
+        return [(i + 1) / n for i in range(n)]
+    if stages is None or len(stages) != n:
+        raise invalid("stages", f"a sequence of {n} stage labels for depth_rule='stagewise'", stages)
+    index = []
+    for i, label in enumerate(stages):
+        if i == 0:
+            index.append(0)
+        else:
+            index.append(index[-1] + (label != stages[i - 1]))
+    count = (index[-1] + 1) if index else 0
+    return [(k + 1) / count for k in index]
+
+
 __all__ = [
+    "DEPTH_RULES",
     "Constant",
     "Early",
     "Late",
     "LinearRamp",
     "Schedule",
     "constant_rate",
+    "depth_factors",
     "early_rate",
     "late_rate",
     "linear_ramp",

@@ -169,9 +169,12 @@ def test_unknown_layer_name_lists_the_candidates():
         kd.callbacks.select_layers(model, "nope")
 
 
-def test_swap_dropout_lives_in_layers_only():
-    assert callable(kd.layers.swap_dropout) and callable(kd.layers.to_scheduled_dropout)
-    assert not hasattr(kd.callbacks, "swap_dropout")
-    assert not hasattr(kd.callbacks, "to_scheduled_dropout")
+def test_swap_dropout_lives_in_surgery_only():
+    assert callable(kd.surgery.swap_dropout) and callable(kd.surgery.to_scheduled_dropout)
+    for module in (kd.callbacks, kd.layers):
+        assert not hasattr(module, "swap_dropout")
+        assert not hasattr(module, "to_scheduled_dropout")
     with pytest.raises(ImportError):
         from keras_dropouts.callbacks import swap_dropout  # noqa: F401
+    with pytest.raises(ImportError):
+        from keras_dropouts.layers import swap_dropout  # noqa: F401, F811

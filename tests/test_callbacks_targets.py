@@ -131,7 +131,7 @@ def test_swap_dropout_sequential_keeps_weights_and_function():
             keras.layers.Dense(2, name="d2"),
         ]
     )
-    new = kd.layers.swap_dropout(model)
+    new = kd.surgery.swap_dropout(model, verbose=False)
     assert isinstance(new.layers[1], kd.layers.ScheduledDropout)
     assert new.layers[1].rate == pytest.approx(0.3) and new.layers[1].seed == 4
     assert new.get_layer("d1") is model.get_layer("d1")
@@ -146,7 +146,7 @@ def test_swap_dropout_functional_nested_spatial_and_schedulable():
     x = inner(inp)
     x = keras.layers.Dropout(0.0, name="late")(keras.layers.Flatten()(x))
     model = keras.Model(inp, keras.layers.Dense(1, name="head")(x))
-    new = kd.layers.swap_dropout(model)
+    new = kd.surgery.swap_dropout(model, verbose=False)
     targets = kd.callbacks.select_layers(new)
     assert [type(t) for t in targets] == [kd.layers.ScheduledDropout] * 2
     assert targets[0].noise_shape == (None, 1, None)
@@ -168,4 +168,4 @@ def test_swap_dropout_rejects_subclassed_models():
             return self.drop(x)
 
     with pytest.raises(ValueError, match="subclassed"):
-        kd.layers.swap_dropout(Sub())
+        kd.surgery.swap_dropout(Sub())

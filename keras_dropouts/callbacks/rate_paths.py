@@ -132,7 +132,7 @@ class StockRetrace(RatePath):
                     f"keras.layers.{type(layer).__name__} built with rate=0; it never created "
                     "a seed generator, so it cannot be switched on during training. Build it "
                     "with a rate > 0, or use keras_dropouts.layers.ScheduledDropout (see "
-                    "keras_dropouts.layers.swap_dropout)."
+                    "keras_dropouts.surgery.swap_dropout)."
                 )
 
     def apply(self, base):
@@ -164,7 +164,7 @@ class StockRetrace(RatePath):
             f"stock Keras dropout layers {names}, whose rate is fixed at trace time: the train "
             "function is retraced once per distinct rate. Use "
             "keras_dropouts.layers.ScheduledDropout (e.g. via "
-            "keras_dropouts.layers.swap_dropout(model)) to change rates without retracing.",
+            "keras_dropouts.surgery.swap_dropout(model)) to change rates without retracing.",
             stacklevel=3,
         )
 

@@ -49,7 +49,7 @@ class DropoutScheduler(keras.callbacks.Callback):
       host and retraces the train function once per distinct set of rates
       (earlier traces are reused), warning once when that would be often. A stock
       layer built with rate 0 has no seed generator and cannot be switched on (a
-      `ValueError` says so); use `ScheduledDropout` (see `swap_dropout`).
+      `ValueError` says so); use `ScheduledDropout` (see `keras_dropouts.surgery.swap_dropout`).
 
     A layer may be driven by one schedule only: two callbacks that target the
     same layer, or log under the same key, raise a `ValueError` when `fit` starts.

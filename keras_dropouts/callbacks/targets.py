@@ -134,7 +134,7 @@ def _every_package_layer(model, all_layers):
         hint = (
             f" The model has stock dropout layers {stock[:5]}: select them explicitly "
             "with `layers=keras.layers.Dropout` (switched by retracing), or convert them "
-            "with `keras_dropouts.layers.swap_dropout(model)`."
+            "with `keras_dropouts.surgery.swap_dropout(model)`."
         )
     raise ValueError(f"No keras_dropouts layer found in model {model.name!r}; nothing to schedule." + hint)
 

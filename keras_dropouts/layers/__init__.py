@@ -1,4 +1,4 @@
-"""Keras layers: DropBlock, ProbDropBlock, DropPath, ScheduledDropout, and `swap_dropout`."""
+"""Keras layers: DropBlock, ProbDropBlock, DropPath, ScheduledDropout (model surgery: `keras_dropouts.surgery`)."""
 
 from keras_dropouts.layers.base import RateLayer
 from keras_dropouts.layers.drop_block import DropBlock1D, DropBlock2D, DropBlock3D
@@ -9,7 +9,6 @@ from keras_dropouts.layers.prob_drop_block import (
     ProbDropBlock3D,
 )
 from keras_dropouts.layers.scheduled_dropout import ScheduledDropout
-from keras_dropouts.layers.swap import swap_dropout, to_scheduled_dropout
 
 __all__ = [
     "RateLayer",
@@ -21,6 +20,4 @@ __all__ = [
     "ProbDropBlock3D",
     "DropPath",
     "ScheduledDropout",
-    "swap_dropout",
-    "to_scheduled_dropout",
 ]
