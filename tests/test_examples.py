@@ -32,6 +32,8 @@ DIGITS = ("sklearn", "scipy")
 def run_script(name, *args, timeout=300):
     env = dict(os.environ, KERAS_BACKEND=BACKEND, TF_CPP_MIN_LOG_LEVEL="3")
     env.pop("XLA_FLAGS", None)  # one host device, like a user's run
+    # The scripts import the package of this checkout (not another editable install).
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
     proc = subprocess.run(
         [sys.executable, str(EXAMPLES / name), *args],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
