@@ -42,8 +42,8 @@ def _spatial_noise_shape(layer):
 def to_scheduled_dropout(layer):
     """Returns a `ScheduledDropout` equivalent to a stock `Dropout`/`SpatialDropout*` layer.
 
-    The rate, noise shape (channel-wise masks for `SpatialDropout*`), seed and name
-    are kept.
+    The rate, noise shape (channel-wise masks for `SpatialDropout*`), seed, name and
+    dtype policy are kept.
 
     Args:
         layer: A `keras.layers.Dropout` or `SpatialDropout1D/2D/3D` (exact types).
@@ -67,7 +67,11 @@ def to_scheduled_dropout(layer):
     if noise_shape is None and layer.noise_shape is not None:
         noise_shape = tuple(layer.noise_shape)
     return ScheduledDropout(
-        float(layer.rate), noise_shape=noise_shape, seed=layer.seed, name=layer.name
+        float(layer.rate),
+        noise_shape=noise_shape,
+        seed=layer.seed,
+        name=layer.name,
+        dtype=layer.dtype_policy,
     )
 
 
@@ -96,7 +100,7 @@ def _swap(model, recursive, done, kept):
                 kept.append(f"{layer.name!r} ({type(layer).__name__}: {reason})")
                 return layer
             done[(type(layer).__name__, "DropPath")] += 1
-            return DropPath(rate, seed=seed, name=layer.name)
+            return DropPath(rate, seed=seed, name=layer.name, dtype=layer.dtype_policy)
         if recursive and _internals.is_graph_model(layer):
             return _swap(layer, True, done, kept)
         return layer
@@ -228,8 +232,8 @@ def insert_drop_path(model, rate, depth_rule="linear", verbose=True):
 
     Every two-input `keras.layers.Add` of the model's graph whose inputs meet (a residual
     block: `x + f(x)`, or `proj(x) + f(x)` with a projection shortcut) gets a
-    `keras_dropouts.layers.DropPath` named `f"{add.name}_drop_path"` on its residual
-    branch, never on the shortcut. The shortcut is the input with fewer graph nodes
+    `keras_dropouts.layers.DropPath` named `f"{add.name}_drop_path"` (with the add's dtype policy) on its
+    residual branch, never on the shortcut. The shortcut is the input with fewer graph nodes
     from the two inputs' nearest common ancestor (the identity shortcut has none). Adds
     whose inputs do not meet, or meet at equal distance, are left alone. Additions
     written as `x + y` / `keras.ops.add` (e.g. in `keras.applications.ConvNeXt*`) are
@@ -314,7 +318,7 @@ def insert_drop_path(model, rate, depth_rule="linear", verbose=True):
             return layer(*args, **kwargs)
         index, layer_rate, name = entry
         inputs = list(args[0])
-        inputs[index] = DropPath(layer_rate, name=name)(inputs[index])
+        inputs[index] = DropPath(layer_rate, name=name, dtype=layer.dtype_policy)(inputs[index])
         return layer(inputs, *args[1:], **kwargs)
 
     new = keras.models.clone_model(model, clone_function=clone, call_function=call)

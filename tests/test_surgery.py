@@ -237,3 +237,21 @@ def test_bad_arguments():
     for fn in (kd.surgery.swap_dropout, lambda m: kd.surgery.insert_drop_path(m, 0.1)):
         with pytest.raises(ValueError, match="subclassed"):
             fn(Sub())
+
+
+def test_surgery_keeps_dtype_policies():
+    keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
+    try:
+        inp = keras.Input((8,))
+        x = keras.layers.Dropout(0.2, name="drop")(inp)
+        out = keras.layers.Add(name="add")([x, keras.layers.Dense(8, name="f")(x)])
+        model = keras.Model(inp, out)
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+    swapped = kd.surgery.swap_dropout(model, verbose=False)
+    inserted = kd.surgery.insert_drop_path(model, 0.1, verbose=False)
+    assert swapped.get_layer("drop").dtype_policy.name == "mixed_bfloat16"
+    assert inserted.get_layer("add_drop_path").dtype_policy.name == "mixed_bfloat16"
+    x = np.random.RandomState(2).rand(2, 8).astype("float32")
+    for new in (swapped, inserted):
+        np.testing.assert_array_equal(to_np(new(x, training=False)), to_np(model(x, training=False)))
