@@ -230,31 +230,23 @@ def _residual_adds(model):
 def insert_drop_path(model, rate, depth_rule="linear", verbose=True):
     """Returns a copy of a functional `model` with stochastic depth on its residual blocks.
 
-    Every two-input `keras.layers.Add` of the model's graph whose inputs meet (a residual
-    block: `x + f(x)`, or `proj(x) + f(x)` with a projection shortcut) gets a
-    `keras_dropouts.layers.DropPath` named `f"{add.name}_drop_path"` (with the add's dtype policy) on its
-    residual branch, never on the shortcut. The shortcut is the input with fewer graph nodes
-    from the two inputs' nearest common ancestor (the identity shortcut has none). Adds
-    whose inputs do not meet, or meet at equal distance, are left alone. Additions
-    written as `x + y` / `keras.ops.add` (e.g. in `keras.applications.ConvNeXt*`) are
-    operations, not layers, and are not touched.
-
-    The `i`-th of the `n` residual adds (model order, shallow to deep) gets
-    `rate * keras_dropouts.schedules.depth_factors(n, depth_rule, stages)[i]`:
-    `"constant"`: `rate`; `"linear"` (the stochastic depth paper): `rate * (i + 1) / n`;
-    `"stagewise"`: stage `k` of `S` gets `rate * (k + 1) / S`, a stage being consecutive
-    residual adds with the same output shape.
-
-    The input model is not changed. The new model's layers are clones with the
-    original's weights (copied, not shared); at inference (`training=False`) it computes
-    exactly what `model` computes. Nested models are cloned as whole layers (their
-    inner adds are not touched). Compile the returned model before training.
+    Every two-input `keras.layers.Add` whose inputs meet (`x + f(x)`, or `proj(x) + f(x)`)
+    gets a `DropPath` named `f"{add.name}_drop_path"` on its residual branch, never on the
+    shortcut: the shortcut is the input with fewer graph nodes from the two inputs' nearest
+    common ancestor. Adds whose inputs do not meet, or meet at equal distance, and
+    additions written as `x + y` / `keras.ops.add` (graph operations, e.g. in
+    `keras.applications.ConvNeXt*`) are left alone; so are the adds inside nested models.
+    The `i`-th of the `n` residual adds (shallow to deep) gets
+    `rate * keras_dropouts.schedules.depth_factors(n, depth_rule, stages)[i]`. The input
+    model is not changed; the new model's layers are clones with copies of its weights,
+    so at inference it computes exactly what `model` computes.
 
     Args:
         model: A built functional `keras.Model`.
-        rate: Float in [0, 1], the drop rate of the deepest block (all blocks with
-            `"constant"`).
-        depth_rule: `"constant"`, `"linear"` or `"stagewise"` (see above).
+        rate: Float in [0, 1], the drop rate of the deepest block.
+        depth_rule: `"constant"` (every block `rate`), `"linear"` (the stochastic depth
+            paper: `rate * (i + 1) / n`) or `"stagewise"` (stage `k` of `S` gets
+            `rate * (k + 1) / S`; a stage: consecutive adds with one output shape).
         verbose: Print one line with the number of layers inserted and their rates.
 
     Returns:
@@ -269,8 +261,6 @@ def insert_drop_path(model, rate, depth_rule="linear", verbose=True):
     >>> model = keras.applications.ResNet50(weights=None, input_shape=(32, 32, 3), classes=10)
     >>> new = insert_drop_path(model, 0.1)
     insert_drop_path: 16 DropPath on 16 residual Add (linear, rates 0.00625 to 0.1)
-    >>> new.compile(...)
-    >>> new.fit(x, y, callbacks=[LateDropout(0.2, start_epoch=10, layers=DropPath)])
     """
     _check_model(model, "insert_drop_path")
     rate = check_rate(rate, "rate")
@@ -283,24 +273,39 @@ def insert_drop_path(model, rate, depth_rule="linear", verbose=True):
         )
     adds, skipped = _residual_adds(model)
     if not adds:
-        ops_adds = sum(_internals.is_ops_add(op) for op, _ in _internals.graph_calls(model))
-        hint = (
-            f" It has {ops_adds} additions written as `+` / keras.ops.add (graph operations, "
-            "not layers), which insert_drop_path does not rewire."
-            if ops_adds
-            else ""
-        )
-        raise ValueError(
-            f"insert_drop_path found no residual keras.layers.Add in model {model.name!r} "
-            f"(two-input Add whose inputs share an ancestor; {skipped} other Add skipped).{hint}"
-        )
-    stages = [shape for _, _, shape in adds]
-    factors = depth_factors(len(adds), depth_rule, stages=stages)
+        raise _no_residual_add(model, skipped)
+    factors = depth_factors(len(adds), depth_rule, stages=[shape for _, _, shape in adds])
     plan = {
-        id(layer): (index, rate * f, f"{layer.name}_drop_path")
-        for (layer, index, _), f in zip(adds, factors)
+        id(layer): (index, rate * f, f"{layer.name}_drop_path") for (layer, index, _), f in zip(adds, factors)
     }
+    new = _clone_with_drop_paths(model, plan)
+    if verbose:
+        rates = [rate * f for f in factors]
+        print(
+            f"insert_drop_path: {len(adds)} DropPath on {len(adds)} residual Add "
+            f"({depth_rule}, rates {min(rates):.4g} to {max(rates):.4g})"
+            + (f"; {skipped} other Add skipped" if skipped else "")
+        )
+    return new
 
+
+def _no_residual_add(model, skipped):
+    ops_adds = sum(_internals.is_ops_add(op) for op, _ in _internals.graph_calls(model))
+    hint = (
+        f" It has {ops_adds} additions written as `+` / keras.ops.add (graph operations, "
+        "not layers), which insert_drop_path does not rewire."
+        if ops_adds
+        else ""
+    )
+    return ValueError(
+        f"insert_drop_path found no residual keras.layers.Add in model {model.name!r} "
+        f"(two-input Add whose inputs share an ancestor; {skipped} other Add skipped).{hint}"
+    )
+
+
+def _clone_with_drop_paths(model, plan):
+    """A clone of `model` (weights copied) with a `DropPath` before input `index` of every
+    layer in `plan` (`id(layer) -> (index, rate, name)`)."""
     originals = {}  # id(clone) -> original layer
     pairs = []
 
@@ -325,13 +330,6 @@ def insert_drop_path(model, rate, depth_rule="linear", verbose=True):
     for old, cloned in pairs:
         if old.weights:
             cloned.set_weights(old.get_weights())
-    if verbose:
-        rates = [rate * f for f in factors]
-        print(
-            f"insert_drop_path: {len(adds)} DropPath on {len(adds)} residual Add "
-            f"({depth_rule}, rates {min(rates):.4g} to {max(rates):.4g})"
-            + (f"; {skipped} other Add skipped" if skipped else "")
-        )
     return new
 
 
