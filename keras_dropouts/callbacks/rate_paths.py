@@ -70,8 +70,10 @@ class InStepRates(RatePath):
             a, b, v0, v1 = schedule.knots()
             by_scale = {}  # layers with one scale share their knots
             for layer, s in zip(path.layers, path.scales):
-                layer.rate_schedule_variable.assign(np.asarray([a, b, v0 * s, v1 * s], "float32"))
                 by_scale.setdefault(s, []).append(layer)
+            for s, group in by_scale.items():
+                # The step reads the first layer's knots; the others read its rate.
+                group[0].rate_schedule_variable.assign(np.asarray([a, b, v0 * s, v1 * s], "float32"))
             hub.add_knots(list(by_scale.values()))
             return path
         counter, _ = optimizer_step_counter(hub.model.optimizer)
