@@ -356,6 +356,10 @@ def main():
     args = parser.parse_args()
 
     commit = git("rev-parse", "--short", args.old).decode().strip()
+    # the new package is the working tree as imported now: record HEAD and local changes at start
+    head = git("rev-parse", "--short", "HEAD").decode().strip()
+    dirty = git("status", "--porcelain", "--", PACKAGE).decode().split("\n")
+    dirty = [line for line in dirty if line.strip()]
     import keras
 
     backend = keras.backend.backend()
@@ -378,7 +382,7 @@ def main():
         except (KeyError, ImportError):
             pass
         print(f"backend {backend}; old = {OLD_PACKAGE} from {commit} ({rewritten} files rewritten), "
-              f"new = {PACKAGE} from {new.__file__}")
+              f"new = {PACKAGE} from {new.__file__} (HEAD {head}, {len(dirty)} changed files in {PACKAGE}/)")
         print(f"versions {versions}; cpus {os.cpu_count()}; clock {args.clock}; repeats {args.repeats}")
         sizing = "fixed" if calls and steps else f"calibrated to ~{args.target_s} s per run, N in {list(args.n_range)}"
         print(f"sizes: call input {IMAGE_SHAPE} float32, N calls per run ({calls or 'calibrated'}); "
@@ -413,7 +417,7 @@ def main():
     if args.json:
         with open(args.json, "w") as f:
             json.dump({
-                "backend": backend, "old_commit": commit, "head": git("rev-parse", "--short", "HEAD").decode().strip(),
+                "backend": backend, "old_commit": commit, "head": head, "package_changes": dirty,
                 "versions": versions, "cpus": os.cpu_count(), "clock": args.clock, "repeats": args.repeats,
                 "target_s": args.target_s, "n_range": list(args.n_range), "seconds": total, "cases": results,
             }, f, indent=1)
