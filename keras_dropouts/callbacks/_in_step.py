@@ -170,8 +170,7 @@ class StepSchedules:
         """Ends the current `fit` as failed: undoes the callbacks' changes (see `on_abort`)."""
         model = self.model
         if model is not None:
-            owner_of(model).abort()
-        self._reset()
+            owner_of(model).abort()  # runs `_reset`, registered in `begin`
 
     def end(self, keep_function=True):
         """Ends the current `fit`: restores the model's step and forgets the registrations."""
@@ -205,12 +204,11 @@ class _Rates:
     """The scheduled layers of one wrapper and the two ways of computing their rates."""
 
     def __init__(self, knot_groups, fn_groups):
-        self.knot_groups = knot_groups
         self.fn_groups = fn_groups
         # One leader per group: the step writes only the leaders' rates (see `_link`).
         self.knot_leaders = [g[0] for g in knot_groups]
-        self.leaders = self.knot_leaders + [lead[0] for g in fn_groups for lead in g.groups]
-        self.variables = [layer.rate_variable for layer in self.leaders]
+        leaders = self.knot_leaders + [lead[0] for g in fn_groups for lead in g.groups]
+        self.variables = [layer.rate_variable for layer in leaders]
         self.scales = [ops.convert_to_tensor(g.leader_scales, "float32") for g in fn_groups]
 
     def as_list(self, step, knots):
