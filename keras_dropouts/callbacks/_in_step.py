@@ -28,7 +28,7 @@ from keras import ops
 
 from keras_dropouts._step_owner import owner_of, per_model
 from keras_dropouts.backend import rate_step
-from keras_dropouts.layers.base import link_rate, unlink_rate
+from keras_dropouts.layers.base import link_rate, unlink_rates
 from keras_dropouts.schedules import two_knots
 
 _HUBS = weakref.WeakKeyDictionary()
@@ -37,6 +37,15 @@ _HUBS = weakref.WeakKeyDictionary()
 def hub_for(model):
     """The `StepSchedules` of `model` (created on first use)."""
     return per_model(_HUBS, model, StepSchedules)
+
+
+def group_by_scale(layers, scales):
+    """`{scale: [layers with that scale]}` in first-seen order: the layers of one group
+    share one computed rate (the first is the group's leader)."""
+    groups = {}
+    for layer, scale in zip(layers, scales):
+        groups.setdefault(float(scale), []).append(layer)
+    return groups
 
 
 class FnGroup:
@@ -50,9 +59,7 @@ class FnGroup:
         self.fn = fn
         self.layers = list(layers)
         self.scales = [float(s) for s in scales]
-        by_scale = {}
-        for layer, scale in zip(self.layers, self.scales):
-            by_scale.setdefault(scale, []).append(layer)
+        by_scale = group_by_scale(self.layers, self.scales)
         self.leader_scales = list(by_scale)
         self.groups = list(by_scale.values())
 
@@ -70,9 +77,7 @@ class StepSchedules:
         self._reset()
 
     def _reset(self, keep_rates=False):
-        for group in self._groups:
-            for layer in group[1:]:
-                unlink_rate(layer, keep_value=keep_rates)
+        unlink_rates([layer for group in self._groups for layer in group[1:]], keep_value=keep_rates)
         self._groups = []
         self._owners = {}  # id(layer) -> (layer, callback)
         self._log_keys = {}  # log key -> callback

@@ -22,7 +22,7 @@ from keras_dropouts._internals import optimizer_step_counter
 from keras_dropouts.callbacks import _in_step
 from keras_dropouts.callbacks._assign import RateWriter
 from keras_dropouts.callbacks.targets import set_stock_rate
-from keras_dropouts.layers.base import rate_writes
+from keras_dropouts.layers.base import rate_writes, read_rates
 from keras_dropouts.schedules import Schedule
 
 # A stock-layer schedule that needs more distinct rates than this triggers a warning.
@@ -39,7 +39,7 @@ class RatePath:
         self.owner = owner  # the callback, named in warnings and errors
         self.layers = list(layers)
         self.scales = list(scales)
-        self.before = [float(layer.rate) for layer in self.layers]
+        self.before = read_rates(self.layers)
         self.writes = [rate_writes(layer) for layer in self.layers]
         self.current = list(self.before)
         self.retraces = 0
@@ -68,9 +68,7 @@ class InStepRates(RatePath):
         path = cls(owner, layers, scales)
         if isinstance(schedule, Schedule):
             a, b, v0, v1 = schedule.knots()
-            by_scale = {}  # layers with one scale share their knots
-            for layer, s in zip(path.layers, path.scales):
-                by_scale.setdefault(s, []).append(layer)
+            by_scale = _in_step.group_by_scale(path.layers, path.scales)
             for s, group in by_scale.items():
                 # The step reads the first layer's knots; the others read its rate.
                 group[0].rate_schedule_variable.assign(np.asarray([a, b, v0 * s, v1 * s], "float32"))

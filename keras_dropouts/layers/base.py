@@ -4,10 +4,10 @@ import weakref
 
 import keras
 import numpy as np
-from keras import ops
 
 from keras_dropouts import _checks
 from keras_dropouts._checks import check_rate
+from keras_dropouts.backend import variables as backend_variables
 
 
 # Counts `layer.rate = ...` assignments per layer: a schedule whose `fit` failed puts
@@ -31,14 +31,37 @@ def link_rate(layer, variable):
     _LINKS[layer] = variable
 
 
-def unlink_rate(layer, keep_value=True):
-    """Makes `layer` read its own rate variable again; with `keep_value`, that variable
-    first takes the linked variable's value."""
-    variable = _LINKS.pop(layer, None)
-    if variable is not None and keep_value:
-        # A copy: on JAX an assigned array is shared, and a step that donates its state
-        # must not get one buffer twice.
-        layer.rate_variable.assign(ops.copy(variable.value))
+def unlink_rates(layers, keep_value=True):
+    """Makes each of `layers` read its own rate variable again; with `keep_value`, that
+    variable first takes the value of the variable it was linked to (one batched write
+    per linked variable, not one device op per layer)."""
+    by_source = {}
+    for layer in layers:
+        variable = _LINKS.pop(layer, None)
+        if variable is not None:
+            by_source.setdefault(id(variable), (variable, []))[1].append(layer.rate_variable)
+    if keep_value:
+        for variable, targets in by_source.values():
+            backend_variables.fill(targets, variable.value)
+
+
+def read_rates(layers):
+    """The current rates of `layers` as Python floats, as `layer.rate` gives them; the
+    package layers' rates in one read (one device-to-host transfer)."""
+    package = [k for k, layer in enumerate(layers) if isinstance(layer, RateLayer)]
+    values = backend_variables.read_scalars([layers[k].rate_source for k in package])
+    rates = [None] * len(layers)
+    for k, value in zip(package, values):
+        rates[k] = _as_rate(value)
+    for k, layer in enumerate(layers):
+        if rates[k] is None:
+            rates[k] = float(layer.rate)
+    return rates
+
+
+def _as_rate(value):
+    # Shortest decimal that round-trips the float32 value: 0.3, not 0.30000001.
+    return float(str(np.float32(value)))
 
 
 class RateLayer(keras.layers.Layer):
@@ -92,8 +115,7 @@ class RateLayer(keras.layers.Layer):
     @property
     def rate(self):
         """The current drop rate, a Python float. Assign to change it."""
-        # Shortest decimal that round-trips the float32 value: 0.3, not 0.30000001.
-        return float(str(np.float32(_checks.to_python_scalar(self.rate_source.value))))
+        return _as_rate(_checks.to_python_scalar(self.rate_source.value))
 
     @rate.setter
     def rate(self, value):

@@ -1,7 +1,12 @@
-"""Host-side writes of many scalar variables at once (the schedule callbacks' rates).
+"""Host-side reads and writes of many scalar variables at once (the schedule callbacks'
+rates, read when a `fit` starts and shared out when it ends).
 
-The portable path: nothing to sync, one `variable.assign` per written value.
+The portable path: nothing to sync, one `variable.assign` per written value, one
+stacked read for many values.
 """
+
+import numpy as np
+from keras import ops
 
 
 def sync(model):
@@ -23,3 +28,18 @@ class Assigner:
     def __call__(self, indices, values):
         for i, value in zip(indices, values):
             self.variables[i].assign(value)
+
+
+def read_scalars(variables):
+    """The values of scalar `variables` as one float32 NumPy vector: one stacked read
+    and one device-to-host transfer, not one per variable."""
+    if not variables:
+        return np.zeros((0,), "float32")
+    return np.asarray(ops.convert_to_numpy(ops.stack([ops.cast(v.value, "float32") for v in variables])))
+
+
+def fill(variables, value):
+    """Assigns the scalar `value` to every variable of `variables` (assign copies the
+    value into each variable's own storage)."""
+    for variable in variables:
+        variable.assign(value)

@@ -9,7 +9,29 @@ The sync (one pass over all model variables) is the price of a mid-epoch rate
 change on JAX; it is paid only on steps where a rate actually changes.
 """
 
-from keras_dropouts.backend.common.variables import Assigner  # noqa: F401
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from keras_dropouts.backend.common.variables import Assigner, read_scalars  # noqa: F401
+
+
+@functools.lru_cache(maxsize=64)
+def _copies(n):
+    # One dispatch for n copies; the outputs of a compiled function are n buffers.
+    return jax.jit(lambda x: tuple(jnp.broadcast_to(x, (n,))[k] for k in range(n)))
+
+
+def fill(variables, value):
+    """Assigns the scalar `value` to every variable of `variables`, each its own buffer:
+    a JAX variable keeps the array it is given, and a step that donates its state must
+    not receive one buffer twice. One compiled dispatch makes all the copies."""
+    variables = list(variables)
+    if not variables:
+        return
+    for variable, copy in zip(variables, _copies(len(variables))(value)):
+        variable.assign(copy)
 
 
 def sync(model):

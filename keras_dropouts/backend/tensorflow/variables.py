@@ -5,7 +5,15 @@ import numpy as np
 import tensorflow as tf
 
 from keras_dropouts.backend.common import variables as common
-from keras_dropouts.backend.common.variables import sync  # noqa: F401
+from keras_dropouts.backend.common.variables import fill, sync  # noqa: F401
+
+
+def read_scalars(variables):
+    """The values of scalar `variables` as one float32 NumPy vector (one transfer;
+    `Tensor.numpy()`: NumPy 2 warns when `np.array` converts a TensorFlow tensor)."""
+    if not variables:
+        return np.zeros((0,), "float32")
+    return tf.stack([tf.cast(v.value, tf.float32) for v in variables]).numpy()
 
 
 class Assigner(common.Assigner):
