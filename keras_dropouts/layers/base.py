@@ -65,7 +65,7 @@ class RateLayer(keras.layers.Layer):
 
     ```python
     class HalfDropout(kd.layers.RateLayer):
-        # Drops with half the layer's rate, read inside `call` (no retrace on change).
+        # Half the layer's rate, read inside `call`: no retrace.
 
         def call(self, inputs, training=False):
             if not training:
