@@ -6,6 +6,28 @@ without importing it or Keras) fills the same docstrings through
 `docs/_ext/filled_docstrings.py`.
 """
 
+# What every block layer's docstring says about the arguments they share, its call and its
+# example (the `{...}` fields are filled per layer by `docstring`).
+COMMON_ARGS = """    Args:
+        rate: Float in [0, 1], the target fraction of units dropped; rate 1 drops
+            every unit.
+        block_size: Positive int, or a tuple of {rank} positive ints, one per
+            spatial axis.
+        data_format: "channels_last" {shape_last} or "channels_first"
+            {shape_first}; defaults to `keras.config.image_data_format()`.
+        seed: Optional int seed.
+"""
+COMMON_TAIL = """        **kwargs: Base layer arguments.
+
+    Call arguments:
+        inputs: Floating-point tensor of rank {rank_plus_2}.
+        training: Python bool; blocks are dropped only when True.
+        {mask_doc}
+    Example:
+    >>> layer = {name}(rate=0.1, block_size={example_block})
+    >>> y = layer(keras.ops.ones({example_shape}), training=True)
+    """
+
 DROP_BLOCK = """Drops contiguous blocks of a feature map: DropBlock (Ghiasi et al. 2018).
 
     Block centres are drawn among the positions whose whole block fits in the map,
@@ -19,15 +41,7 @@ DROP_BLOCK = """Drops contiguous blocks of a feature map: DropBlock (Ghiasi et a
     lives in a variable: `layer.rate = r` reaches compiled train steps at once, which
     is how the paper's linear ramp (`keras_dropouts.callbacks`) is applied.
 
-    Args:
-        rate: Float in [0, 1], the target fraction of units dropped; rate 1 drops
-            every unit.
-        block_size: Positive int, or a tuple of {rank} positive ints, one per
-            spatial axis.
-        data_format: "channels_last" {shape_last} or "channels_first"
-            {shape_first}; defaults to `keras.config.image_data_format()`.
-        seed: Optional int seed.
-        per_channel: True (default, the paper's Algorithm 1 and its reference
+{common_args}        per_channel: True (default, the paper's Algorithm 1 and its reference
             implementation, "tends to work better") draws one mask per channel;
             False shares one mask across channels: C times fewer random draws, faster
             on wide layers.
@@ -35,16 +49,7 @@ DROP_BLOCK = """Drops contiguous blocks of a feature map: DropBlock (Ghiasi et a
             is `rate`, solved once per map shape (the paper's formula when a
             spatial size is only known at run time); "paper": Ghiasi et al.'s
             formula, exactly.
-        **kwargs: Base layer arguments.
-
-    Call arguments:
-        inputs: Floating-point tensor of rank {rank_plus_2}.
-        training: Python bool; blocks are dropped only when True.
-        {mask_doc}
-    Example:
-    >>> layer = {name}(rate=0.1, block_size={example_block})
-    >>> y = layer(keras.ops.ones({example_shape}), training=True)
-    """
+{common_tail}"""
 
 DROP_BLOCK_MASK = "mask: Optional (batch, steps) padding mask; no block is centred on padding.\n"
 
@@ -60,28 +65,11 @@ PROB_DROP_BLOCK = """DropBlock whose block centres follow feature salience (Prob
     the rate linearly from 0 over training (e.g. `DropoutScheduler` with
     `schedules.LinearRamp`); its RoBERTa setting used block 4 and a 0 -> 0.1 ramp.
 
-    Args:
-        rate: Float in [0, 1], the target fraction of units dropped; rate 1 drops
-            every unit.
-        block_size: Positive int, or a tuple of {rank} positive ints, one per
-            spatial axis.
-        data_format: "channels_last" {shape_last} or "channels_first"
-            {shape_first}; defaults to `keras.config.image_data_format()`.
-        seed: Optional int seed.
-        per_channel: One mask per channel (default) or one shared mask (False).
+{common_args}        per_channel: One mask per channel (default) or one shared mask (False).
         inverse_salience: If True, prefer the least salient positions instead.
         gamma: "exact" (default) or "paper": DropBlock's seed rate, corrected for
             overlapping blocks or Ghiasi et al.'s formula (see DropBlock2D).
-        **kwargs: Base layer arguments.
-
-    Call arguments:
-        inputs: Floating-point tensor of rank {rank_plus_2}.
-        training: Python bool; blocks are dropped only when True.
-        {mask_doc}
-    Example:
-    >>> layer = {name}(rate=0.1, block_size={example_block})
-    >>> y = layer(keras.ops.ones({example_shape}), training=True)
-    """
+{common_tail}"""
 
 PROB_DROP_BLOCK_MASK = (
     "mask: Optional (batch, steps) padding mask (e.g. from `Embedding(mask_zero=True)`):\n"
@@ -109,7 +97,10 @@ def docstring(name):
     """The docstring of the block layer `name` (a key of `LAYERS`)."""
     template, rank, mask_doc = LAYERS[name]
     shape_last, shape_first, example_block, example_shape = _RANKS[rank]
-    return template.format(
+    fields = dict(
         rank=rank, rank_plus_2=rank + 2, shape_last=shape_last, shape_first=shape_first,
         mask_doc=mask_doc, name=name, example_block=example_block, example_shape=example_shape,
+    )
+    return template.format(
+        common_args=COMMON_ARGS.format(**fields), common_tail=COMMON_TAIL.format(**fields)
     )
