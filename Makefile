@@ -13,15 +13,23 @@ OLDEST := .venv-oldest
 OLDEST_PY := $(OLDEST)/bin/python
 OLDEST_STAMP := $(OLDEST)/.installed
 WHEEL_VENV := .venv-wheel
+# The exact test pins (torch==2.13.0: the local CPU build, never the CUDA wheels), passed as
+# constraints to every install into the project's own environments; pyproject.toml's extras
+# keep lower bounds only.
+CONSTRAINTS := -c requirements/test.txt
+# The documentation site: mkdocs + Material + mkdocstrings, pinned in requirements/docs.txt,
+# in its own environment (no Keras needed: the API reference is read from the source).
+DOCS_VENV := .venv-docs
+DOCS_STAMP := $(DOCS_VENV)/.installed
 
-.PHONY: venv venv-oldest test test-newest test-oldest test-wheel demo evidence bench lint clean
+.PHONY: venv venv-oldest test test-newest test-oldest test-wheel wheel docs demo evidence bench lint clean
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements/test.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
+	$(PY) -m pip install -q $(CONSTRAINTS) -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
 venv-oldest: $(OLDEST_STAMP)
@@ -40,8 +48,10 @@ $(OLDEST_STAMP): pyproject.toml requirements/oldest.txt
 #   in a JAX-only environment, so tests of optional packages (TensorFlow, keras-hub,
 #   matplotlib) show that they skip cleanly. TensorFlow and torch are not run on the
 #   oldest Keras (time budget);
-#   the wheel alone (about 1 minute).
-test: test-newest test-oldest test-wheel
+#   the wheel alone (about 1 minute);
+#   the documentation site, built strictly (a broken link or reference fails; about
+#   half a minute, its environment included).
+test: docs test-newest test-oldest test-wheel
 
 test-newest: $(STAMP)
 	@set -e; for b in $(BACKENDS); do \
@@ -53,20 +63,36 @@ test-oldest: $(OLDEST_STAMP)
 	@echo "=== KERAS_BACKEND=jax (oldest supported Keras: requirements/oldest.txt)"
 	KERAS_BACKEND=jax $(OLDEST_PY) $(PYTEST) tests
 
-# The wheel alone: built from the project's files, installed in a fresh environment with
-# only Keras and JAX (plus scikit-learn and SciPy for the quickstart's digits data; no
+# The wheel: dist/keras_dropouts-<version>-py3-none-any.whl (`pip install` it anywhere).
+wheel:
+	rm -rf dist
+	$(PYTHON) -m pip wheel -q --no-deps -w dist .
+
+# The wheel alone: the wheel of `make wheel`, installed in a fresh environment with only
+# Keras and JAX (plus scikit-learn and SciPy for the quickstart's digits data; no
 # TensorFlow, torch or extras), imported from site-packages (`-I`: not the source tree).
-test-wheel: $(STAMP)
-	rm -rf dist $(WHEEL_VENV)
-	$(PY) -m pip wheel -q --no-deps -w dist .
+test-wheel: wheel
+	rm -rf $(WHEEL_VENV)
 	$(PYTHON) -m venv $(WHEEL_VENV)
-	$(WHEEL_VENV)/bin/python -m pip install -q dist/keras_dropouts-*.whl keras jax scikit-learn scipy
+	$(WHEEL_VENV)/bin/python -m pip install -q $(CONSTRAINTS) dist/keras_dropouts-*.whl keras jax scikit-learn scipy
 	KERAS_BACKEND=jax $(WHEEL_VENV)/bin/python -I -c \
 	  "import keras_dropouts as kd; assert 'site-packages' in kd.__file__, kd.__file__; print('wheel:', kd.__version__)"
 	KERAS_BACKEND=jax $(WHEEL_VENV)/bin/python -I examples/quickstart.py --epochs 1
 
 test-%: $(STAMP)
 	KERAS_BACKEND=$* $(PY) $(PYTEST) tests
+
+$(DOCS_STAMP): requirements/docs.txt
+	rm -rf $(DOCS_VENV)
+	$(PYTHON) -m venv $(DOCS_VENV)
+	$(DOCS_VENV)/bin/python -m pip install -q -r requirements/docs.txt
+	touch $(DOCS_STAMP)
+
+# The site in site/ (open site/index.html); --strict turns every warning (a broken link,
+# an unknown API reference, a page missing from the nav) into an error. (The variable
+# silences Material's banner about MkDocs 2, printed on every build.)
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(DOCS_VENV)/bin/python -m mkdocs build --strict --site-dir site
 
 demo: $(STAMP)
 	$(PY) examples/demo_digits.py
@@ -77,7 +103,7 @@ evidence: $(STAMP)
 
 # Benchmarks also compare against keras-cv's DropBlock2D (the `cv` extra).
 $(VENV)/.bench: $(STAMP)
-	$(PY) -m pip install -q -e ".[$(EXTRAS),cv]"
+	$(PY) -m pip install -q $(CONSTRAINTS) -e ".[$(EXTRAS),cv]"
 	touch $@
 
 bench: $(VENV)/.bench
@@ -92,4 +118,4 @@ lint: $(STAMP)
 	$(PY) -m ruff check keras_dropouts tests examples benchmarks
 
 clean:
-	rm -rf $(VENV) $(OLDEST) $(WHEEL_VENV) build dist *.egg-info
+	rm -rf $(VENV) $(OLDEST) $(WHEEL_VENV) $(DOCS_VENV) site build dist *.egg-info

@@ -1,6 +1,6 @@
 """Measured drop fraction of DropBlock / ProbDropBlock with both seed-rate modes.
 
-Prints Markdown tables (the ones in the README): for each map and block size and
+Prints Markdown tables (the ones in docs/guides/layers.md): for each map and block size and
 each rate, the fraction of units dropped with Ghiasi et al.'s gamma
 (`gamma="paper"`, the only mode before 0.3) and with the overlap-corrected gamma
 (`gamma="exact"`, the default), as "paper -> exact". The paper's formula counts

@@ -1,4 +1,4 @@
-"""Statistics, markdown, figures and the README section for `examples/evidence.py`.
+"""Statistics, markdown, figures and the README summary for `examples/evidence.py`.
 
 Paired statistics: for a comparison "A vs B on metric m", the per-seed differences
 `d_s = m(A, s) - m(B, s)` (same seed = same initial weights, same data order) give the mean
@@ -10,6 +10,7 @@ paired differences): "reproduced" when the difference exceeds 2 SE in the claime
 import json
 import math
 import os
+import re
 
 import numpy as np
 
@@ -234,7 +235,7 @@ def count(claim_rows):
     return rep + ref, len(claim_rows), rep, ref
 
 
-def build_markdown(runs, meta, claims_rows, support_rows, check_rows, prefix, heading="##"):
+def build_markdown(runs, meta, claims_rows, support_rows, check_rows, prefix, heading="#"):
     cfg, recipe = meta["config"], meta["recipe"]
     lines = []
     add = lines.append
@@ -254,7 +255,7 @@ def build_markdown(runs, meta, claims_rows, support_rows, check_rows, prefix, he
         + (f"; 1-minute load average at start / end {load[0]:.1f} / {load[1]:.1f} on "
            f"{meta['cpus']} cores (the machine was shared)"
            if load and load[0] > max(meta["cpus"] * 0.6, meta.get("jobs", 1) + 0.5) else "") + ". "
-        "Refresh the README section with `python examples/evidence.py --readme-only`."
+        "Refresh the README's summary of the reports with `python examples/evidence.py --readme-only`."
         + (f" {meta['resumed_runs']} of the {len(runs)} runs were resumed (`--resume`) from this "
            "profile's earlier run of the same design; the wall time and the time inside `fit` "
            "count this run's new runs only." if meta.get("resumed_runs") else ""))
@@ -770,8 +771,7 @@ def report(runs, meta, args, digits):
     support_rows = evaluate_supporting(runs)
     check_rows = checks(runs, meta, claims_rows)
     figures = make_figures(runs, meta, claims_rows, support_rows, digits, args.docs, args.prefix)
-    md = build_markdown(runs, meta, claims_rows, support_rows, check_rows, args.prefix,
-                        heading="##" if meta["profile"] not in ("gpu", "confirm") else "###")
+    md = build_markdown(runs, meta, claims_rows, support_rows, check_rows, args.prefix)
     md_path = os.path.join(args.docs, f"{args.prefix}.md")
     with open(md_path, "w") as f:
         f.write(md)
@@ -797,20 +797,82 @@ def report(runs, meta, args, digits):
     return {"stdout": out, "last_line": f"resolved {k} of {n} claims ({rep} reproduced, {ref} refuted)"}
 
 
+# The full reports (one docs page each, written by `report`) that the README summarises,
+# in column order, with the hand-written page that puts them side by side.
+REPORTS = ("evidence.md", "evidence_confirm.md", "evidence_gpu.md")
+OVERVIEW = "evidence_overview.md"
+_SETUP = re.compile(r"\((\w+) profile\): backend `(\w+)`, Keras [^,]+, (.+?), wall time")
+_RESOLVED = re.compile(r"Claims: resolved (\d+ of \d+) \((.+?)\)")
+
+
+def report_summary(text):
+    """What the README shows of one report of `build_markdown`: its profile, backend and
+    device, how many claims it resolved, and each claim's row of the claims table."""
+    setup, resolved = _SETUP.search(text), _RESOLVED.search(text)
+    if not setup or not resolved:
+        raise ValueError("not a report of examples/evidence.py (no profile line or claims heading)")
+    claims = {}
+    for line in text.splitlines():
+        if re.match(r"\| C\d+ \|", line):
+            cid, claim, regime, _, _, _, diff, se, verdict = (
+                c.strip() for c in line.strip().strip("|").split("|"))
+            claims[cid] = {"claim": claim, "regime": regime, "diff": diff, "se": se,
+                           "verdict": verdict}
+    return {"profile": setup[1], "backend": setup[2], "device": setup[3],
+            "resolved": f"{resolved[1]} ({resolved[2]})", "claims": claims}
+
+
+def _cell(row):
+    """A claim's paired difference ± SE, bold when beyond 2 SE (marked when refuted)."""
+    text = f"{row['diff']} ± {row['se']}"
+    if row["verdict"].startswith("**reproduced**"):
+        return f"**{text}**"
+    if row["verdict"].startswith("**refuted**"):
+        return f"**{text}** (refuted)"
+    return text
+
+
 def readme_section(docs, link_dir="docs"):
-    """The README section: docs/evidence.md, then docs/evidence_confirm.md and
-    docs/evidence_gpu.md if present, with the
-    figure links made relative to the README (`link_dir` = the docs folder seen from it)."""
-    parts = []
-    for name in ("evidence.md", "evidence_confirm.md", "evidence_gpu.md"):
+    """The README's evidence section: one summary table of the claims over the reports in
+    `docs` (docs/evidence.md, then docs/evidence_confirm.md and docs/evidence_gpu.md if
+    present) and links to the full reports (`link_dir` = the docs folder seen from the
+    README)."""
+    reports = []
+    for name in REPORTS:
         path = os.path.join(docs, name)
         if os.path.exists(path):
             with open(path) as f:
-                parts.append(f.read().strip())
-    if not parts:
+                reports.append((name, report_summary(f.read())))
+    if not reports:
         raise FileNotFoundError(f"no {docs}/evidence.md: run `make evidence` first")
-    text = "\n\n".join(parts)
-    return text.replace("](evidence", f"]({link_dir}/evidence")
+    link = f"{link_dir}/{{}}".format
+    columns = [f"[{r['profile']}]({link(name)})" for name, r in reports]
+    lines = [
+        "## Evidence: each paper's claim in its own regime",
+        "",
+        "`make evidence` tests eight claims of the papers, each in the regime its paper names "
+        "(small networks on scikit-learn's 16x16 digits, no download), on paired seeds: every "
+        "method of a seed starts from the same weights and sees the same batches. Each cell is "
+        "the paired difference A − B ± its standard error; **bold**: beyond 2 SE in the "
+        "claimed direction (reproduced), or in the opposite one where marked (refuted). "
+        "Profiles: " + "; ".join(f"{r['profile']}: `{r['backend']}` on {r['device']}"
+                                 for _, r in reports) + ".",
+        "",
+        "| claim | regime | " + " | ".join(columns) + " |",
+        "|---|---|" + "---|" * len(reports),
+    ]
+    for cid, row in reports[0][1]["claims"].items():
+        cells = [_cell(r["claims"][cid]) if cid in r["claims"] else "—" for _, r in reports]
+        lines.append(f"| {cid} {row['claim']} | {row['regime']} | " + " | ".join(cells) + " |")
+    lines.append("| resolved | | " + " | ".join(r["resolved"] for _, r in reports) + " |")
+    lines.append("")
+    full = ", ".join(f"[{r['profile']}]({link(name)})" for name, r in reports)
+    overview = (f" What holds across the runs, and how the design changed once: "
+                f"[{link(OVERVIEW)}]({link(OVERVIEW)})."
+                if os.path.exists(os.path.join(docs, OVERVIEW)) else "")
+    lines.append(f"Full reports (design, per-method tables, checks, figures): {full}.{overview} "
+                 "This summary is generated from them by `python examples/evidence.py --readme-only`.")
+    return "\n".join(lines)
 
 
 def replace_section(text, section):
@@ -822,7 +884,7 @@ def replace_section(text, section):
 
 
 def update_readme(readme="README.md", docs="docs"):
-    """Writes the evidence section into `readme` between the markers; True if it changed."""
+    """Writes the evidence summary into `readme` between the markers; True if it changed."""
     with open(readme) as f:
         text = f.read()
     docs_rel = os.path.relpath(docs, os.path.dirname(os.path.abspath(readme)))

@@ -27,6 +27,10 @@ Conventions at the boundaries (checked exactly by the tests):
 An `end_step=None` means "the end of training": the callbacks fill it in from
 `epochs * steps_per_epoch` when `fit` starts (see `Schedule.resolve`). Inside the
 compiled step the step is a float32, exact up to 2**24 (16.7 million) steps.
+
+`depth_factors(n, depth_rule)` gives per-block factors of one rate (the rules are
+`DEPTH_RULES`: `"constant"`, `"linear"`, `"stagewise"`), used by
+`keras_dropouts.surgery.insert_drop_path`.
 """
 
 import numbers
@@ -76,6 +80,14 @@ def two_knots(step, a, b, v0, v1):
     `v0`, `v1` broadcastable to it) a float32 tensor, with no Python branch on the
     step's value, so it traces once under `jit` / `tf.function`.
 
+    Args:
+        step: The optimizer step: a Python number (returns a Python float) or a
+            scalar tensor (returns a float32 tensor, traced once).
+        a: First knot: the step up to which the value is `v0`.
+        b: Second knot (`b >= a`): the step from which the value is `v1`.
+        v0: Value before step `a`.
+        v1: Value from step `b` on.
+
     Example:
     >>> two_knots(5, 0, 10, 0.0, 0.1)
     0.05
@@ -103,6 +115,11 @@ def _check_host_step(step):
 def constant_rate(step, rate):
     """Returns `rate` at every step (a float32 tensor when `step` is a tensor).
 
+    Args:
+        step: The optimizer step: a Python number (returns a Python float) or a
+            scalar tensor (returns a float32 tensor, traced once).
+        rate: Float in [0, 1], the rate at every step.
+
     Example:
     >>> constant_rate(10, 0.1)
     0.1
@@ -114,6 +131,14 @@ def linear_ramp(step, end_rate, end_step, start_rate=0.0, start_step=0):
     """Linear interpolation from `start_rate` at `start_step` to `end_rate` at `end_step`.
 
     Constant `start_rate` before `start_step` and `end_rate` from `end_step` on.
+
+    Args:
+        step: The optimizer step: a Python number (returns a Python float) or a
+            scalar tensor (returns a float32 tensor, traced once).
+        end_rate: Float in [0, 1], the rate from `end_step` on.
+        end_step: Int >= `start_step`, the step at which `end_rate` is reached.
+        start_rate: Float in [0, 1], the rate up to `start_step`.
+        start_step: Int >= 0, the step at which the ramp starts.
 
     Example:
     >>> linear_ramp(50, 0.1, end_step=100)
@@ -128,6 +153,14 @@ def early_rate(step, rate, cutoff_step, mode="constant"):
     With `mode="linear"` the rate decreases linearly from `rate` at step 0 to 0 at
     `cutoff_step`.
 
+    Args:
+        step: The optimizer step: a Python number (returns a Python float) or a
+            scalar tensor (returns a float32 tensor, traced once).
+        rate: Float in [0, 1], the rate at step 0.
+        cutoff_step: Int >= 0, the first step without dropout.
+        mode: `"constant"` (keep `rate` until the cutoff) or `"linear"` (decrease
+            it linearly to 0 at the cutoff).
+
     Example:
     >>> early_rate(99, 0.1, 100), early_rate(100, 0.1, 100)
     (0.1, 0.0)
@@ -140,6 +173,16 @@ def late_rate(step, rate, start_step, mode="constant", end_step=None):
 
     With `mode="linear"` the rate rises linearly from 0 at `start_step` to `rate`
     at `end_step` (required for the linear mode).
+
+    Args:
+        step: The optimizer step: a Python number (returns a Python float) or a
+            scalar tensor (returns a float32 tensor, traced once).
+        rate: Float in [0, 1], the rate once dropout is on.
+        start_step: Int >= 0, the first step with dropout.
+        mode: `"constant"` (`rate` from `start_step` on) or `"linear"` (rise from 0
+            at `start_step` to `rate` at `end_step`).
+        end_step: Int >= `start_step`, where the linear rise reaches `rate`
+            (required for `mode="linear"`, ignored otherwise).
 
     Example:
     >>> late_rate(99, 0.1, 100), late_rate(100, 0.1, 100)
@@ -158,6 +201,17 @@ class Schedule:
     module docstring) and `get_config`. Schedules whose length depends on the
     length of training accept `end_step=None` and are completed by the callbacks
     through `resolve(total_steps)`.
+
+    Example:
+    >>> class Halfway(Schedule):
+    ...     def __init__(self, rate, step):
+    ...         self.rate, self.step = rate, step
+    ...     def knots(self):
+    ...         return (self.step, self.step, 0.0, self.rate)
+    ...     def get_config(self):
+    ...         return {"rate": self.rate, "step": self.step}
+    >>> Halfway(0.1, 100)(99), Halfway(0.1, 100)(100)
+    (0.0, 0.1)
     """
 
     def knots(self):
@@ -382,6 +436,7 @@ def check_schedule_value(value, where):
 
 
 DEPTH_RULES = ("constant", "linear", "stagewise")
+"""The per-block rules of `depth_factors`: `"constant"`, `"linear"` and `"stagewise"`."""
 
 
 def depth_factors(n, depth_rule="linear", stages=None):

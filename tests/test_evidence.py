@@ -53,7 +53,7 @@ def test_evidence_smoke(tmp_path):
     for name in ("claims", "overfit", "occlusion", "equal_fraction", "underfit", "fc"):
         assert (out / f"evidence_smoke_{name}.png").stat().st_size > 10_000
 
-    # The README generator: the section goes between the markers, links point into docs/.
+    # The README generator: a summary table between the markers, links to the full report.
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "evidence.md").write_text(md.replace("](evidence_smoke_", "](evidence_"))
@@ -65,8 +65,44 @@ def test_evidence_smoke(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = readme.read_text()
-    assert "OLD" not in text and "](docs/evidence_claims.png)" in text
+    assert "OLD" not in text and "| [smoke](docs/evidence.md) |" in text
+    assert len(re.findall(r"^\| C\d \w", text, re.M)) == 8
+    assert "| method | clean |" not in text and "evidence_claims.png" not in text  # summary only
     assert text.endswith("<!-- evidence:end -->\ntail\n")
+
+
+def _report():
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        import evidence_report
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    return evidence_report
+
+
+def test_readme_summary_of_the_committed_reports():
+    """The README's evidence section is the summary of docs/evidence*.md: one row per claim,
+    one column per report (linked), bold where beyond 2 SE; the README is in sync with it."""
+    report = _report()
+    section = report.readme_section(ROOT / "docs", "docs")
+    header = next(line for line in section.splitlines() if line.startswith("| claim |"))
+    assert header == ("| claim | regime | [cpu](docs/evidence.md) | [confirm](docs/evidence_confirm.md) "
+                      "| [gpu](docs/evidence_gpu.md) |")
+    rows = {line.split()[1]: line for line in section.splitlines() if re.match(r"\| C\d ", line)}
+    assert sorted(rows) == [f"C{i}" for i in range(1, 9)]
+    # Reproduced: bold; refuted: bold and marked; not resolved: plain (docs/evidence.md's C1, C4, C6).
+    assert "| **+0.91 pp ± 0.13 pp** |" in rows["C1"]
+    assert "| **-0.29 pp ± 0.06 pp** (refuted) |" in rows["C4"]
+    assert "| -0.0001 ± 0.0015 |" in rows["C6"]
+    assert "| resolved | | 6 of 8 (5 reproduced, 1 refuted) |" in section
+    readme = (ROOT / "README.md").read_text()
+    assert report.replace_section(readme, section) == readme, (
+        "README's evidence section is out of date: run `python examples/evidence.py --readme-only`")
+
+
+def test_report_summary_rejects_other_text():
+    with pytest.raises(ValueError, match="not a report"):
+        _report().report_summary("# some page\n| C1 | x |\n")
 
 
 def test_regime_fingerprints_keep_other_regimes_runs():

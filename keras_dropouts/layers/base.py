@@ -83,6 +83,22 @@ class RateLayer(keras.layers.Layer):
             tensors are rejected).
         seed: Optional int seed for the layer's `SeedGenerator`.
         **kwargs: Base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
+    Example:
+
+    ```python
+    class HalfDropout(kd.layers.RateLayer):
+        # Half the layer's rate, read inside `call`: no retrace.
+
+        def call(self, inputs, training=False):
+            if not training:
+                return inputs
+            rate = self.rate_source * 0.5
+            return kd.ops.dropout(inputs, rate, seed=self.seed_generator)
+
+    layer = HalfDropout(0.2)
+    layer.rate = 0.4  # the next train step drops 20% of the units
+    ```
     """
 
     def __init__(self, rate, seed=None, **kwargs):

@@ -3,6 +3,7 @@
 import keras
 
 from keras_dropouts import _checks
+from keras_dropouts.layers._docstrings import docstring
 from keras_dropouts.layers.base import RateLayer
 from keras_dropouts.ops import _block_checks
 from keras_dropouts.ops.drop_block import _drop_block
@@ -86,60 +87,6 @@ class _BlockLayer(RateLayer):
         return config
 
 
-_DOC = """Drops contiguous blocks of a feature map: DropBlock (Ghiasi et al. 2018).
-
-    Block centres are drawn among the positions whose whole block fits in the map,
-    with probability `gamma`, grown into blocks of `block_size`, and the kept units
-    are rescaled by `count / count_ones`. By default gamma is solved so that the
-    expected dropped fraction equals `rate`, counting overlapping blocks;
-    `gamma="paper"` keeps Ghiasi et al.'s `rate / prod(b) * prod(S) / prod(S - b + 1)`,
-    which ignores overlaps and drops less (0.179 at rate 0.2 on 56x56 maps with
-    block 7). The block is clipped to the map on every axis, so a block not smaller
-    than the map drops whole maps with probability `rate`. Identity at inference. The rate
-    lives in a variable: `layer.rate = r` reaches compiled train steps at once, which
-    is how the paper's linear ramp (`keras_dropouts.callbacks`) is applied.
-
-    Args:
-        rate: Float in [0, 1], the target fraction of units dropped; rate 1 drops
-            every unit.
-        block_size: Positive int, or a tuple of {rank} positive ints, one per
-            spatial axis.
-        data_format: "channels_last" {shape_last} or "channels_first"
-            {shape_first}; defaults to `keras.config.image_data_format()`.
-        seed: Optional int seed.
-        per_channel: True (default, the paper's Algorithm 1 and its reference
-            implementation, "tends to work better") draws one mask per channel;
-            False shares one mask across channels: C times fewer random draws, faster
-            on wide layers.
-        gamma: "exact" (default): the seed rate whose expected dropped fraction
-            is `rate`, solved once per map shape (the paper's formula when a
-            spatial size is only known at run time); "paper": Ghiasi et al.'s
-            formula, exactly.
-        **kwargs: Base layer arguments.
-
-    Call arguments:
-        inputs: Floating-point tensor of rank {rank_plus_2}.
-        training: Python bool; blocks are dropped only when True.
-        {mask_doc}
-    Example:
-    >>> layer = {name}(rate=0.1, block_size={example_block})
-    >>> y = layer(keras.ops.ones({example_shape}), training=True)
-    """
-
-
-def document(cls, template, shape_last, shape_first, mask_doc, example_block, example_shape):
-    """Fills a shared docstring template for the 1D/2D/3D variants of a layer."""
-    cls.__doc__ = template.format(
-        rank=cls.rank, rank_plus_2=cls.rank + 2, shape_last=shape_last,
-        shape_first=shape_first, mask_doc=mask_doc, name=cls.__name__,
-        example_block=example_block, example_shape=example_shape,
-    )
-    return cls
-
-
-_SEQ_MASK = "mask: Optional (batch, steps) padding mask; no block is centred on padding.\n"
-
-
 @keras.saving.register_keras_serializable(package="keras_dropouts")
 class DropBlock1D(_BlockLayer):
     rank = 1
@@ -155,6 +102,5 @@ class DropBlock3D(_BlockLayer):
     rank = 3
 
 
-document(DropBlock1D, _DOC, "(B, T, C)", "(B, C, T)", _SEQ_MASK, 4, "(2, 32, 8)")
-document(DropBlock2D, _DOC, "(B, H, W, C)", "(B, C, H, W)", "", 7, "(2, 28, 28, 8)")
-document(DropBlock3D, _DOC, "(B, D, H, W, C)", "(B, C, D, H, W)", "", 3, "(2, 8, 8, 8, 4)")
+for _layer in (DropBlock1D, DropBlock2D, DropBlock3D):
+    _layer.__doc__ = docstring(_layer.__name__)

@@ -129,9 +129,9 @@ class RDropModel(keras.Model):
         log_consistency: Bool. `True` (default) logs the added term as
             `consistency_loss`. Every logged value costs one device-to-host copy
             per step (Keras converts each step's logs), which is most of R-Drop's
-            excess on small, dispatch-bound GPU steps (+0.1 ms a step, +14-30% on
-            a 0.4 ms step, measured on an H100 with JAX); `False` leaves it out
-            (the term is still in `loss`).
+            excess on small, dispatch-bound GPU steps (see the R-Drop benchmarks in
+            `benchmarks/RESULTS.md`); `False` leaves it out (the term is still in
+            `loss`).
         **kwargs: Base `keras.Model` arguments (`name`, ...).
 
     Call arguments:
