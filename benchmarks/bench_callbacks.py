@@ -27,6 +27,7 @@ the CPU proxy for per-step overhead on a GPU.
 
 Usage:
     KERAS_BACKEND=jax python benchmarks/bench_callbacks.py [--layers 50] [--width 256]
+    KERAS_BACKEND=jax python benchmarks/bench_callbacks.py --layers 1 10 50 100   # per-layer-count sweep
     KERAS_BACKEND=jax python benchmarks/bench_callbacks.py --width 8 --batch 8 --steps 300
 """
 
@@ -51,7 +52,7 @@ def build(n_layers, width):
     for i in range(n_layers):
         x = keras.layers.Dense(width, activation="relu", name=f"dense_{i}")(x)
         x = kd.layers.ScheduledDropout(0.05, seed=i, name=f"drop_{i}")(x)
-    outputs = keras.layers.Dense(1)(x)
+    outputs = keras.layers.Dense(1, name="head")(x)
     model = keras.Model(inputs, outputs)
     model.compile(keras.optimizers.SGD(1e-4), "mse", jit_compile="auto")
     return model
@@ -132,13 +133,20 @@ def host_ramp(step):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--layers", type=int, default=50)
+    parser.add_argument("--layers", type=int, nargs="+", default=[50],
+                        help="layer counts to measure, e.g. --layers 1 10 50 100")
     parser.add_argument("--width", type=int, default=256)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--skip", type=int, default=10, help="steps before timing starts")
     parser.add_argument("--repeats", type=int, default=4)
     args = parser.parse_args()
+    for n_layers in args.layers:
+        measure(n_layers, args)
+
+
+def measure(n_layers, args):
+    """Builds `n_layers` x (Dense + ScheduledDropout) and prints the configurations' ratios."""
     backend = keras.backend.backend()
 
     rng = np.random.default_rng(0)
@@ -149,7 +157,7 @@ def main():
         while True:
             yield x, y
 
-    model = build(args.layers, args.width)
+    model = build(n_layers, args.width)
     rate_vars = [layer.rate_variable for layer in kd.callbacks.select_layers(model)]
     configs = {
         "none": lambda: [],
