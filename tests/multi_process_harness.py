@@ -54,8 +54,9 @@ def process_env(devices):
 def run_commands(commands, log_dir, timeout=TIMEOUT_S):
     """Starts every `(argv, env)` of `commands` at once and waits for all of them.
 
-    Fails (`AssertionError` with the logs) when one exits with an error or the run
-    passes `timeout` seconds; the other processes are stopped first.
+    Returns the paths of their logs (stdout and stderr). Fails (`AssertionError` with
+    the logs) when one exits with an error or the run passes `timeout` seconds; the other
+    processes are stopped first.
     """
     log_dir = Path(log_dir)
     procs, logs = [], []
@@ -86,11 +87,19 @@ def run_commands(commands, log_dir, timeout=TIMEOUT_S):
             for k, code in enumerate(codes)
         )
         raise AssertionError(f"a process failed or the run passed {timeout} s:\n{tails}")
+    return [log_dir / f"process_{k}.log" for k in range(len(procs))]
 
 
 def _tail(path):
     text = Path(path).read_text(errors="replace")
     return text[-_LOG_TAIL:]
+
+
+def example_command(*args):
+    """The command of examples/multi_process.py (its own launcher), with this checkout's
+    package."""
+    argv = [sys.executable, str(ROOT / "examples" / "multi_process.py"), *args]
+    return argv, process_env(1)
 
 
 def worker_commands(out_dir, processes, devices, args=()):

@@ -57,22 +57,11 @@ def start(args):
 
 
 def build_model():
-    import keras
+    """The model of examples/multi_process.py (names its four drop layers as below)."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples"))
+    from multi_process import build_model as example_model
 
-    import keras_dropouts as kd
-
-    inputs = keras.Input((8, 8, 3))
-    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(inputs)
-    x = kd.layers.DropBlock2D(0.1, 3, seed=1, name="drop_block")(x)
-    x = kd.layers.ProbDropBlock2D(0.1, 3, seed=2, name="prob_drop_block")(x)
-    branch = keras.layers.Conv2D(8, 3, padding="same")(x)
-    branch = kd.layers.DropPath(0.1, seed=3, name="drop_path")(branch)
-    x = keras.layers.Add()([x, branch])
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    x = keras.layers.Dense(16, activation="relu")(x)
-    x = kd.layers.ScheduledDropout(0.1, seed=4, name="scheduled_dropout")(x)
-    outputs = keras.layers.Dense(4)(x)
-    return kd.models.RDropModel.from_model(keras.Model(inputs, outputs), alpha=0.5)
+    return example_model(rate=0.1)
 
 
 DROP_LAYERS = ("drop_block", "prob_drop_block", "drop_path", "scheduled_dropout")
@@ -96,7 +85,7 @@ def data(args):
         return {"x": rows(x), "y": rows(y), "batch_size": local, "shuffle": False}
     import tensorflow as tf
 
-    return {"x": tf.data.Dataset.from_tensor_slices((x, y)).batch(GLOBAL_BATCH)}
+    return {"x": tf.data.Dataset.from_tensor_slices((x, y)).batch(GLOBAL_BATCH), "shuffle": False}
 
 
 class Recorder:

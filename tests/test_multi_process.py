@@ -18,7 +18,13 @@ import itertools
 import keras
 import numpy as np
 import pytest
-from multi_process_harness import collectives_unavailable, read_reports, run_commands, worker_commands
+from multi_process_harness import (
+    collectives_unavailable,
+    example_command,
+    read_reports,
+    run_commands,
+    worker_commands,
+)
 
 from keras_dropouts._internals import KERAS_VERSION
 
@@ -40,15 +46,27 @@ RTOL = 1e-5
 LAYERS = ("drop_block", "prob_drop_block", "drop_path", "scheduled_dropout")
 
 
+EXAMPLE_ARGS = ("--processes", "2", "--devices-per-process", "2", "--epochs", "2", "--samples", "64")
+
+
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """`(per-process reports of the 2 x 2 run, report of the 1 x 4 reference)`."""
+def all_runs(tmp_path_factory):
+    """`(per-process reports of the 2 x 2 run, report of the 1 x 4 reference, the output
+    of examples/multi_process.py or None)`: all started at once."""
     out = tmp_path_factory.mktemp("multi_process")
     args = ("--input", INPUT)
     multi, multi_reports = worker_commands(out, processes=2, devices=2, args=args)
     single, single_reports = worker_commands(out, processes=1, devices=4, args=args)
-    run_commands(multi + single, out)
-    return read_reports(multi_reports), read_reports(single_reports)[0]
+    example = [example_command(*EXAMPLE_ARGS)] if INPUT == "tf.data" else []
+    logs = run_commands(multi + single + example, out)
+    example_out = logs[-1].read_text() if example else None
+    return read_reports(multi_reports), read_reports(single_reports)[0], example_out
+
+
+@pytest.fixture(scope="module")
+def runs(all_runs):
+    """`(per-process reports of the 2 x 2 run, report of the 1 x 4 reference)`."""
+    return all_runs[:2]
 
 
 def test_every_process_sees_all_devices_and_trains_every_step(runs):
@@ -120,3 +138,19 @@ def test_identical_samples_get_different_masks_within_a_device(runs, layer):
     # 512 units a sample: every one of the 64 identical samples has its own mask.
     masks, _ = _rows(runs[0], layer)
     assert len(set(masks.values())) == 64
+
+
+def test_example_trains_on_two_processes_that_agree(all_runs):
+    out = all_runs[2]
+    if out is None:
+        pytest.skip("examples/multi_process.py needs tensorflow (not installed)")
+    lines = [line for line in out.splitlines() if line.startswith("process ")]
+    by_process = {}
+    for line in lines:
+        tag, _, logs = line.partition(": ")
+        by_process.setdefault(tag.split()[1], []).append(logs)
+    assert sorted(by_process) == ["0/2", "1/2"]
+    assert all("(2 of 4 devices)" in line for line in lines)
+    first, second = by_process.values()
+    assert len(first) == 2 and first == second  # both epochs, the same logs on both processes
+    assert all("'dropout_rate'" in logs and "'consistency_loss'" in logs for logs in first)
