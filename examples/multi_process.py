@@ -141,16 +141,18 @@ def launch(args):
     ]
     deadline = time.monotonic() + args.timeout
     try:
-        while any(p.poll() is None for p in procs):
-            if any(p.returncode for p in procs) or time.monotonic() > deadline:
-                print("multi_process: a process failed or the run timed out; stopping all", file=sys.stderr)
+        # Until all are done; a failed process leaves its peers waiting in a collective.
+        while None in (codes := [p.poll() for p in procs]) and not any(codes):
+            if time.monotonic() > deadline:
                 break
             time.sleep(0.2)
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+        running = [p for p in procs if p.poll() is None]
+        if running:
+            print(f"multi_process: stopping {len(running)} process(es)", file=sys.stderr)
+        for p in running:
+            p.kill()
+            p.wait()
     return max(abs(p.returncode) for p in procs)
 
 
