@@ -6,8 +6,9 @@ and trains under `keras.distribution.DataParallel` over every device of every pr
 with `--processes 1` it is the single-process reference with the same global batch.
 It writes a JSON report to `--out`:
 
-- `steps`, `losses` (after every batch), `history`, `rates` (the scheduled rate of each
-  layer after every batch), `evaluate`: the loss of the trained model, `training=False`;
+- `runs`: for each distribution (`--distributions`), `steps`, `losses` (after every
+  batch), `history`, `rates` (the scheduled rate of each layer after every batch),
+  `evaluate` (the loss of the trained model, `training=False`); for `data_parallel` also
 - `masks`: for each dropout layer, the keep pattern (hex of packed bits) of each row of
   a global batch of identical samples that this process's devices hold, keyed by the
   row's global index; `row_devices`: the device (global id) of each of these rows.
@@ -28,6 +29,11 @@ def parse_args(argv=None):
     parser.add_argument("--out", required=True)
     parser.add_argument("--rate", type=float, default=0.3, help="end rate of the LinearRamp")
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument(
+        "--distributions", default="data_parallel",
+        help="comma-separated, run one after the other: data_parallel (a 1D mesh over every "
+        "device), model_parallel (a 2 x N/2 batch x model mesh; Dense kernels sharded)",
+    )
     parser.add_argument(
         "--input", choices=("tf.data", "numpy"), default="tf.data",
         help="tf.data: the global dataset, sharded by Keras; numpy (no TensorFlow): each "
@@ -58,10 +64,9 @@ def start(args):
 
 def build_model():
     """The model of examples/multi_process.py (names its four drop layers as below)."""
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples"))
-    from multi_process import build_model as example_model
+    from multi_process_harness import load_example  # this script's folder is on sys.path
 
-    return example_model(rate=0.1)
+    return load_example().build_model(rate=0.1)
 
 
 DROP_LAYERS = ("drop_block", "prob_drop_block", "drop_path", "scheduled_dropout")
@@ -172,22 +177,37 @@ def probe_masks(model):
     return masks, row_devices
 
 
+def make_distribution(name, args):
+    import keras
+
+    devices = keras.distribution.list_devices("cpu")
+    shard = args.input == "tf.data"
+    if name == "data_parallel":
+        return keras.distribution.DataParallel(devices=devices, auto_shard_dataset=shard)
+    mesh = keras.distribution.DeviceMesh((2, len(devices) // 2), ["batch", "model"], devices)
+    layout_map = keras.distribution.LayoutMap(mesh)
+    layout_map[".*dense.*kernel"] = (None, "model")
+    layout_map[".*dense.*bias"] = ("model",)
+    return keras.distribution.ModelParallel(
+        layout_map=layout_map, batch_dim_name="batch", auto_shard_dataset=shard
+    )
+
+
 def main(argv=None):
     args = parse_args(argv)
     start(args)
     import keras
 
-    keras.utils.set_random_seed(SEED)
-    keras.distribution.set_distribution(
-        keras.distribution.DataParallel(
-            devices=keras.distribution.list_devices("cpu"),
-            auto_shard_dataset=args.input == "tf.data",
-        )
-    )
-    model = build_model()
     report = {"process_id": args.process_id, "devices": len(keras.distribution.list_devices("cpu"))}
-    report.update(train(args, model))
-    report["masks"], report["row_devices"] = probe_masks(model)
+    report["runs"] = {}
+    for name in args.distributions.split(","):
+        keras.utils.clear_session()
+        keras.utils.set_random_seed(SEED)
+        keras.distribution.set_distribution(make_distribution(name, args))
+        model = build_model()
+        run = report["runs"][name] = train(args, model)
+        if name == "data_parallel":
+            run["masks"], run["row_devices"] = probe_masks(model)
     with open(args.out, "w") as f:
         json.dump(report, f)
     return 0
