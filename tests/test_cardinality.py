@@ -70,7 +70,7 @@ class _Rates(keras.callbacks.Callback):
 def _fit(model, dataset, callback):
     layer = next(lay for lay in model.layers if isinstance(lay, kd.layers.ScheduledDropout))
     rates = _Rates(layer)
-    history = model.fit(dataset, epochs=EPOCHS, callbacks=[callback, rates], verbose=0)
+    history = model.fit(dataset, epochs=EPOCHS, callbacks=[callback, rates], shuffle=False, verbose=0)
     return rates.rates, history.history
 
 

@@ -45,11 +45,10 @@ def model_parallel():
         keras.distribution.set_distribution(None)
 
 
-def collectives(model, mesh, batch):
+def collectives(model, batch):
     """{kind: count} in the optimised compiled train step of `model` on `batch` samples
-    sharded along the mesh's batch axis (async pairs counted once, by their start)."""
+    laid out as the distribution lays out data (async pairs counted once, by their start)."""
     import jax
-    from jax.sharding import NamedSharding, PartitionSpec
 
     model.compile(
         optimizer=keras.optimizers.SGD(0.1),
@@ -61,8 +60,8 @@ def collectives(model, mesh, batch):
     variables = (model.trainable_variables, model.non_trainable_variables,
                  model.optimizer.variables, model.metrics_variables)
     state = tuple([v.value for v in group] for group in variables)  # JAX's stateless step state
-    sharding = NamedSharding(mesh.backend_mesh, PartitionSpec("batch"))
-    data = (jax.device_put(x, sharding), jax.device_put(y, sharding))
+    distribution = keras.distribution.distribution()
+    data = tuple(keras.distribution.distribute_tensor(a, distribution.get_data_layout(a.shape)) for a in (x, y))
     text = jax.jit(model.train_step).lower(state, data).compile().as_text()
     pattern = r"= [^=\n]*? (" + "|".join(KINDS) + r")(?:-start)?\("
     counts = collections.Counter(m.group(1) for m in re.finditer(pattern, text))
@@ -81,8 +80,8 @@ def _more(a, b):
 
 def test_rdrop_step_has_no_more_collectives_than_the_hand_tiled_step(model_parallel):
     base = _base()
-    hand = collectives(HandTiled(base.inputs, base.outputs), model_parallel, BATCH)
-    rdrop = collectives(kd.models.RDropModel.from_model(_base(), alpha=0.0), model_parallel, BATCH)
+    hand = collectives(HandTiled(base.inputs, base.outputs), BATCH)
+    rdrop = collectives(kd.models.RDropModel.from_model(_base(), alpha=0.0), BATCH)
     assert _more(rdrop, hand) == {}
     assert sum(hand.values()) > 0  # the mesh shards the step: there is something to count
 
@@ -96,8 +95,8 @@ def test_rdrop_step_has_no_more_collectives_than_the_hand_tiled_step(model_paral
 )
 def test_rdrop_consistency_term_adds_no_collectives(model_parallel):
     base = _base()
-    hand = collectives(HandTiled(base.inputs, base.outputs), model_parallel, BATCH)
-    rdrop = collectives(kd.models.RDropModel.from_model(_base(), alpha=1.0), model_parallel, BATCH)
+    hand = collectives(HandTiled(base.inputs, base.outputs), BATCH)
+    rdrop = collectives(kd.models.RDropModel.from_model(_base(), alpha=1.0), BATCH)
     assert _more(rdrop, hand) == {}
 
 
@@ -108,6 +107,6 @@ def test_rdrop_consistency_term_adds_no_collectives(model_parallel):
     "concatenating a batch-sharded tensor with itself re-partitions the rows across shards",
 )
 def test_rdrop_step_has_no_more_collectives_than_the_plain_doubled_batch(model_parallel):
-    plain = collectives(_base(), model_parallel, 2 * BATCH)
-    rdrop = collectives(kd.models.RDropModel.from_model(_base(), alpha=0.0), model_parallel, BATCH)
+    plain = collectives(_base(), 2 * BATCH)
+    rdrop = collectives(kd.models.RDropModel.from_model(_base(), alpha=0.0), BATCH)
     assert _more(rdrop, plain) == {}
