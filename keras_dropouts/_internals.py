@@ -302,8 +302,9 @@ def _running_fit_iterator(model):
         if frame is None:
             return None
         local = frame.f_locals
-        if frame.f_code.co_name == "fit" and local.get("self") is model:
-            return local.get("epoch_iterator")
+        # A subclass's own `fit` that calls `super().fit` is passed over.
+        if frame.f_code.co_name == "fit" and local.get("self") is model and "epoch_iterator" in local:
+            return local["epoch_iterator"]
         frame = frame.f_back
     return None
 

@@ -141,3 +141,20 @@ def test_unknown_length_with_steps_per_epoch_argument_trains():
 
 def test_cardinality_is_none_outside_fit():
     assert fit_dataset_cardinality(_model()) is None
+
+
+class _OwnFit(keras.Model):
+    def fit(self, *args, **kwargs):  # a user's own `fit` around Keras'
+        return super().fit(*args, **kwargs)
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="Keras shards tf.data input for JAX distributions only")
+@pytest.mark.multi_device(2)
+def test_a_subclass_fit_around_keras_fit_is_looked_through(sharding_distribution):
+    base = _model()
+    model = _OwnFit(base.inputs, base.outputs)
+    model.compile(optimizer="sgd", loss="mse")
+    cb = kd.callbacks.DropoutScheduler(kd.schedules.LinearRamp(0.6))
+    rates, _ = _fit(model, _dataset(), cb)
+    expected = [0.6 * step / (EPOCHS * STEPS) for step in range(EPOCHS * STEPS)]
+    np.testing.assert_allclose(rates, expected, rtol=0, atol=1e-6)
