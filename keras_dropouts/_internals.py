@@ -302,7 +302,7 @@ def _running_fit_iterator(model):
         if frame is None:
             return None
         local = frame.f_locals
-        # A subclass's own `fit` that calls `super().fit` is passed over.
+        # Keras' own `fit` holds `epoch_iterator`; a subclass's `fit` around it is farther up.
         if frame.f_code.co_name == "fit" and local.get("self") is model and "epoch_iterator" in local:
             return local["epoch_iterator"]
         frame = frame.f_back
