@@ -90,6 +90,37 @@ def run_commands(commands, log_dir, timeout=TIMEOUT_S):
     return [log_dir / f"process_{k}.log" for k in range(len(procs))]
 
 
+def run_once(tmp_path_factory, name, produce, timeout=TIMEOUT_S):
+    """`produce(folder)` (a JSON-able result) once per test session, also where
+    pytest-xdist spreads a module over several workers: the first worker runs it, the
+    others wait for its result (or its failure) instead of starting the processes again."""
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # the session's
+    folder = root / name
+    folder.mkdir(exist_ok=True)
+    done, failed = folder / "result.json", folder / "failed.txt"
+    try:
+        os.close(os.open(folder / "claim", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:  # another worker runs it
+        deadline = time.monotonic() + timeout + 60
+        while not (done.exists() or failed.exists()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no result of the run in {folder} from the other pytest worker")
+            time.sleep(0.5)
+        if failed.exists():
+            raise AssertionError(failed.read_text())
+        return json.loads(done.read_text())
+    try:
+        result = produce(folder)
+    except BaseException as error:
+        failed.write_text(f"the run failed in the other pytest worker: {error}")
+        raise
+    partial = folder / "result.partial"
+    partial.write_text(json.dumps(result))
+    partial.rename(done)  # whole, or not there
+    return result
+
+
 def _tail(path):
     text = Path(path).read_text(errors="replace")
     return text[-_LOG_TAIL:]

@@ -26,6 +26,7 @@ from multi_process_harness import (
     example_command,
     read_reports,
     run_commands,
+    run_once,
     worker_commands,
 )
 
@@ -56,15 +57,18 @@ DISTRIBUTIONS = ("data_parallel", "model_parallel")
 @pytest.fixture(scope="module")
 def all_runs(tmp_path_factory):
     """`(per-process reports of the 2 x 2 run, report of the 1 x 4 reference, the output
-    of examples/multi_process.py or None)`: all started at once."""
-    out = tmp_path_factory.mktemp("multi_process")
-    args = ("--input", INPUT, "--distributions", ",".join(DISTRIBUTIONS))
-    multi, multi_reports = worker_commands(out, processes=2, devices=2, args=args)
-    single, single_reports = worker_commands(out, processes=1, devices=4, args=args)
-    example = [example_command(*EXAMPLE_ARGS)] if INPUT == "tf.data" else []
-    logs = run_commands(multi + single + example, out)
-    example_out = logs[-1].read_text() if example else None
-    return read_reports(multi_reports), read_reports(single_reports)[0], example_out
+    of examples/multi_process.py or None)`: all started at once, once a session."""
+
+    def produce(out):
+        args = ("--input", INPUT, "--distributions", ",".join(DISTRIBUTIONS))
+        multi, multi_reports = worker_commands(out, processes=2, devices=2, args=args)
+        single, single_reports = worker_commands(out, processes=1, devices=4, args=args)
+        example = [example_command(*EXAMPLE_ARGS)] if INPUT == "tf.data" else []
+        logs = run_commands(multi + single + example, out)
+        example_out = logs[-1].read_text() if example else None
+        return read_reports(multi_reports), read_reports(single_reports)[0], example_out
+
+    return run_once(tmp_path_factory, "multi_process_runs", produce)
 
 
 def _runs(all_runs, distribution):
