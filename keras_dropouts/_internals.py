@@ -270,6 +270,75 @@ def optimizer_step_counter(optimizer):
     return variable, int(every)
 
 
+# ------------------------------------------------------------- fit's input length
+
+# Keras 3.8 - 3.15 (every backend's trainer): `fit` keeps the `EpochIterator` it
+# iterates over in its local `epoch_iterator` (Keras keeps no other reference to it while
+# the callbacks' `on_train_begin` runs); the iterator's `data_adapter` for a `tf.data`
+# input is a `TFDatasetAdapter`, whose `_dataset` is the dataset after
+# `distribution.distribute_dataset`. With a multi-process distribution that auto-shards,
+# Keras 3.15 wraps the user's dataset as `rebatch -> shard -> prefetch` (Keras 3.8:
+# `rebatch -> _AutoShardDataset -> prefetch`). Each keeps its input in `_input_dataset`
+# (TF 2.x private API).
+_FIT_FRAMES = 12  # fit -> CallbackList.on_train_begin -> callback hooks: a few frames up
+# The wrappers, outermost first (type names: TF 2.16 - 2.21); `rebatch` normalises its
+# input by a `map` (same length) and a `_RestructuredDataset`.
+_SHARDING_WRAPPERS = (
+    ("_PrefetchDataset", "PrefetchDataset"),
+    ("_ShardDataset", "ShardDataset", "_AutoShardDataset"),
+    ("_RebatchDataset",),
+    ("_RestructuredDataset",),
+    ("_MapDataset", "MapDataset"),
+)
+
+
+def _running_fit_iterator(model):
+    """The `EpochIterator` of the `fit` of `model` that is running on this thread
+    (called from a callback hook inside that `fit`), or None."""
+    import sys
+
+    frame = sys._getframe(1)
+    for _ in range(_FIT_FRAMES):
+        if frame is None:
+            return None
+        local = frame.f_locals
+        # Keras' own `fit` holds `epoch_iterator`; a subclass's `fit` around it is farther up.
+        if frame.f_code.co_name == "fit" and local.get("self") is model and "epoch_iterator" in local:
+            return local["epoch_iterator"]
+        frame = frame.f_back
+    return None
+
+
+def fit_dataset_cardinality(model):
+    """The number of batches per epoch of the `tf.data.Dataset` the running `fit` of
+    `model` was given, before a multi-process distribution sharded it: an int, or None
+    where it is not known (no `fit` running, no `tf.data` input, no auto-sharding
+    multi-process distribution, or a length the user's own pipeline hides: `filter`, a
+    generator, `repeat()`). Called from a callback's `on_train_begin`.
+
+    Only the exact chain of wrappers Keras' sharding adds is looked through, so the
+    length is the user's dataset's (its global batches: the optimizer steps of an epoch).
+    """
+    distribution = keras.distribution.distribution()
+    # Keras 3.8 - 3.15: `Distribution._is_multi_process` (no public accessor in 3.8).
+    if not getattr(distribution, "_is_multi_process", False):
+        return None
+    iterator = _running_fit_iterator(model)
+    dataset = getattr(getattr(iterator, "data_adapter", None), "_dataset", None)
+    if dataset is None or not hasattr(dataset, "cardinality"):
+        return None
+    depth = 0
+    for names in _SHARDING_WRAPPERS:
+        inner = getattr(dataset, "_input_dataset", None)
+        if type(dataset).__name__ not in names or inner is None:
+            break
+        dataset, depth = inner, depth + 1
+    if depth != len(_SHARDING_WRAPPERS):  # not Keras' sharding: its length is what TF says
+        return None
+    cardinality = int(dataset.cardinality())
+    return cardinality if cardinality >= 0 else None
+
+
 # ------------------------------------------------------------------- JAX train step
 
 

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 
 from keras_dropouts._checks import check_bool, check_int, invalid, to_python_scalar
-from keras_dropouts._internals import optimizer_step_counter
+from keras_dropouts._internals import fit_dataset_cardinality, optimizer_step_counter
 from keras_dropouts.callbacks import _in_step
 from keras_dropouts.callbacks.rate_paths import (
     RETRACE_WARN_THRESHOLD,
@@ -76,7 +76,9 @@ class DropoutScheduler(keras.callbacks.Callback):
             `linspace(0, rate, depth)` rule for DropPath layers.
         steps_per_epoch: Steps per epoch, used to resolve schedules that end "at
             the end of training" and epoch-based cutoffs. Defaults to the value
-            `fit` knows (`params["steps"]`); required when it is unknown.
+            `fit` knows (`params["steps"]`), or, under a multi-process
+            distribution that shards a `tf.data` input, the number of batches of
+            the dataset before sharding; required when neither is known.
         verbose: 0 (silent) or 1: at the end of an epoch in which the rate
             changed, print one line (epochs numbered as `fit` prints them).
         log_name: Key of the rate in the logs. Defaults to a key derived from the
@@ -164,6 +166,13 @@ class DropoutScheduler(keras.callbacks.Callback):
             return [configured_rate(layer) for layer in self.targets]
         return [1.0] * len(self.targets)
 
+    def _steps_per_epoch(self, model, params):
+        """The callback's `steps_per_epoch`, else what `fit` knows, else the length of the
+        `tf.data` input before a multi-process distribution sharded it (the sharded
+        dataset's length is unknown to TF, though every process runs one step per global
+        batch); None where none is known."""
+        return self.steps_per_epoch or params.get("steps") or fit_dataset_cardinality(model)
+
     def _unknown_steps_message(self):
         return (
             f"{type(self).__name__}: the number of steps per epoch is unknown (e.g. a dataset "
@@ -198,7 +207,7 @@ class DropoutScheduler(keras.callbacks.Callback):
         self._scales = [float(b * d) for b, d in zip(self._base_scales(), depth)]
 
         params = self.params or {}
-        spe = self.steps_per_epoch or params.get("steps")
+        spe = self._steps_per_epoch(model, params)
         epochs = params.get("epochs")
         total = spe * epochs if (spe and epochs) else None
         self._active_schedule = self._make_schedule(spe, total)
