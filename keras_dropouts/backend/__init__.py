@@ -14,9 +14,29 @@ _NAME = keras.backend.backend()
 IS_TORCH = _NAME == "torch"
 
 if _NAME == "torch":
-    from keras_dropouts.backend.torch import blocks, consistency, dropout, gamma, noise, rate_step, tracker, variables
+    from keras_dropouts.backend.torch import (
+        blocks,
+        consistency,
+        dropout,
+        gamma,
+        noise,
+        rate_step,
+        residual,
+        tracker,
+        variables,
+    )
 elif _NAME == "jax":
-    from keras_dropouts.backend.jax import blocks, consistency, dropout, gamma, noise, rate_step, tracker, variables
+    from keras_dropouts.backend.jax import (
+        blocks,
+        consistency,
+        dropout,
+        gamma,
+        noise,
+        rate_step,
+        residual,
+        tracker,
+        variables,
+    )
 elif _NAME == "tensorflow":
     from keras_dropouts.backend.tensorflow import (
         blocks,
@@ -25,10 +45,32 @@ elif _NAME == "tensorflow":
         gamma,
         noise,
         rate_step,
+        residual,
         tracker,
         variables,
     )
 else:  # numpy / openvino: the `keras.ops` reference implementations
-    from keras_dropouts.backend.common import blocks, consistency, dropout, gamma, noise, rate_step, tracker, variables
+    from keras_dropouts.backend.common import (
+        blocks,
+        consistency,
+        dropout,
+        gamma,
+        noise,
+        rate_step,
+        residual,
+        tracker,
+        variables,
+    )
 
-__all__ = ["IS_TORCH", "blocks", "consistency", "dropout", "gamma", "noise", "rate_step", "tracker", "variables"]
+__all__ = [
+    "IS_TORCH",
+    "blocks",
+    "consistency",
+    "dropout",
+    "gamma",
+    "noise",
+    "rate_step",
+    "residual",
+    "tracker",
+    "variables",
+]

@@ -1,4 +1,6 @@
-"""Keras layers: DropBlock, ProbDropBlock, DropPath, ScheduledDropout (model surgery: `keras_dropouts.surgery`)."""
+"""Keras layers: DropBlock, ProbDropBlock, DropPath, ScheduledDropout, StochasticResidual.
+
+Model surgery: `keras_dropouts.surgery`."""
 
 from keras_dropouts.layers.base import RateLayer
 from keras_dropouts.layers.drop_block import DropBlock1D, DropBlock2D, DropBlock3D
@@ -9,6 +11,7 @@ from keras_dropouts.layers.prob_drop_block import (
     ProbDropBlock3D,
 )
 from keras_dropouts.layers.scheduled_dropout import ScheduledDropout
+from keras_dropouts.layers.stochastic_residual import StochasticResidual
 
 __all__ = [
     "RateLayer",
@@ -20,4 +23,5 @@ __all__ = [
     "ProbDropBlock3D",
     "DropPath",
     "ScheduledDropout",
+    "StochasticResidual",
 ]

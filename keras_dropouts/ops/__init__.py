@@ -9,6 +9,7 @@ from keras_dropouts.ops.divergence import (
 from keras_dropouts.ops.drop_block import drop_block
 from keras_dropouts.ops.dropout import drop_path, dropout
 from keras_dropouts.ops.prob_drop_block import prob_drop_block
+from keras_dropouts.ops.stochastic_residual import stochastic_residual
 
 __all__ = [
     "binary_symmetric_kl",
@@ -18,5 +19,6 @@ __all__ = [
     "mean_squared_difference",
     "prob_drop_block",
     "reduce_consistency",
+    "stochastic_residual",
     "symmetric_kl",
 ]

@@ -69,7 +69,7 @@ def full_noise_shape(x, noise_shape):
     return tuple(s if n is None else n for s, n in zip(shape, noise_shape))
 
 
-def dropout(x, rate, noise_shape, seed, uniform=noise.uniform):
+def dropout(x, rate, noise_shape, seed, uniform=noise.uniform, scale_by_keep=True):
     """Inverted dropout on checked arguments.
 
     Args:
@@ -78,10 +78,12 @@ def dropout(x, rate, noise_shape, seed, uniform=noise.uniform):
         noise_shape: None, or a checked tuple of ints and Nones.
         seed: A `keras.random.SeedGenerator`, an int or None.
         uniform: The backend's noise draw (`noise.uniform`'s signature).
+        scale_by_keep: False keeps the kept units as they are (no 1 / (1 - rate)).
 
     Returns:
-        `where(uniform >= rate, x / (1 - rate), 0)` with the dtype of `x`.
+        `where(uniform >= rate, x / (1 - rate), 0)` with the dtype of `x`
+        (`where(uniform >= rate, x, 0)` without `scale_by_keep`).
     """
     rate = rate_tensor(rate)
     keep = uniform(full_noise_shape(x, noise_shape), seed) >= rate
-    return scale_kept(x, keep, keep_scale(rate))
+    return scale_kept(x, keep, keep_scale(rate) if scale_by_keep else 1.0)

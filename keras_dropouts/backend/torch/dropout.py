@@ -17,20 +17,21 @@ def scale_kept(x, keep, scale):
     return y.to(x.dtype)
 
 
-def dropout(x, rate, noise_shape, seed):
+def dropout(x, rate, noise_shape, seed, scale_by_keep=True):
     """Inverted dropout on checked arguments (see `common.dropout.dropout`).
 
     On the eager path `rate` is a checked Python float (its scale computed on the
     host by `common.dropout.keep_scale`) or a tensor / Keras variable whose
-    (rate, scale) are cached per value (`scalars.per_value`).
+    (rate, scale) are cached per value (`scalars.per_value`). Without `scale_by_keep`
+    kept units are not rescaled.
     """
     if not eager.handles(x, seed):
-        return common.dropout(x, rate, noise_shape, seed)
+        return common.dropout(x, rate, noise_shape, seed, scale_by_keep=scale_by_keep)
     shape = tuple(x.shape)
     if noise_shape is not None:
         shape = tuple(s if n is None else n for s, n in zip(shape, noise_shape))
     noise = generators.uniform(shape, seed, x.device)
     if isinstance(rate, float):
-        return scale_kept(x, noise >= rate, common.keep_scale(rate))
+        return scale_kept(x, noise >= rate, common.keep_scale(rate) if scale_by_keep else 1.0)
     rate, scale = per_value(rate, "dropout", rate_and_scale, x.device)
-    return scale_kept(x, noise >= rate, scale)
+    return scale_kept(x, noise >= rate, scale if scale_by_keep else 1.0)

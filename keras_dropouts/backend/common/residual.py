@@ -1,0 +1,115 @@
+"""Stochastic residual with compute skipping: the branch runs on a static-size subset.
+
+`x + drop_path(branch(x))` where the branch is evaluated only on the samples it
+keeps (docs/architecture.md, "Compute-skipping stochastic depth"). The number kept
+is one of a few static sizes, the buckets `0 = s_0 < s_1 < ... < s_K = B`; every
+bucket is compiled in the one trace and the step picks one with a `switch`, so a
+rate that changes inside the compiled step never retraces.
+
+Sampling (DINOv2's fixed-size subset, with randomised rounding between buckets):
+the step wants `B * (1 - rate)` samples; with `s_j <= B (1 - rate) <= s_(j+1)` it
+takes bucket `j + 1` with probability `(B (1 - rate) - s_j) / (s_(j+1) - s_j)`,
+else bucket `j`, then a uniformly random subset of that size, scaled by `B / s`.
+Every sample is then kept with probability exactly `1 - rate`, and given the bucket
+the subset's scaled sum is unbiased, so `E[y] = x + branch(x)` for any bucket set;
+the expected compute is `B (1 - rate)` samples however coarse the buckets are.
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_dropouts.backend.common import dropout, noise
+
+
+def bucket_sizes(batch, buckets):
+    """The subset sizes `ceil(j * batch / buckets)`, j = 0..buckets, without repeats
+    (a batch smaller than the bucket count has `batch + 1` buckets)."""
+    return sorted({-(-j * batch // buckets) for j in range(buckets + 1)})
+
+
+def bucket_index(sizes, batch, rate, u):
+    """Index of the bucket to use: randomised rounding of `batch * (1 - rate)` to the
+    two sizes around it, by the uniform draw `u` (see the module docstring)."""
+    table = ops.convert_to_tensor(np.asarray(sizes, "float32"))
+    last = len(sizes) - 1
+    target = (1.0 - rate) * float(batch)
+    lo = ops.sum(ops.cast(table[1:] <= target, "int32"))
+    hi = ops.minimum(lo + 1, last)
+    low, high = ops.take(table, lo), ops.take(table, hi)
+    up = ops.divide_no_nan(target - low, high - low)
+    return lo + ops.cast(u < up, "int32")
+
+
+def _scaled(out, scale, dtype):
+    """`out * scale` in float32 (float64 for float64), cast to the residual's dtype."""
+    return ops.cast(ops.cast(out, dropout.compute_dtype(dtype)) * scale, dtype)
+
+
+def bucket_fns(x, branch, sizes, batch, perm, inverse):
+    """One function per bucket: `x -> x + scattered(branch(subset) * B / s)`."""
+    dtype = keras.backend.standardize_dtype(x.dtype)
+
+    def shortcut(x):
+        return x
+
+    def full(x):
+        return ops.add(x, ops.cast(branch(x), dtype))
+
+    def subset(size):
+        def run(x):
+            out = branch(ops.take(x, perm[:size], axis=0))
+            out = _scaled(out, batch / size, dtype)
+            pad = ops.zeros((batch - size,) + tuple(ops.shape(out)[1:]), dtype)
+            return ops.add(x, ops.take(ops.concatenate([out, pad], axis=0), inverse, axis=0))
+
+        return run
+
+    middle = [subset(s) for s in sizes[1:-1]]
+    return [shortcut, *middle, full]
+
+
+def switch(index, fns, x, variables):
+    """`keras.ops.switch(index, fns, x)`; `variables` (the branch's state) are only
+    needed where a backend must carry their writes out of the switch itself (JAX)."""
+    del variables
+    return ops.switch(index, fns, x)
+
+
+def stochastic_residual(x, branch, rate, seed, buckets, variables=(), uniform=noise.uniform, switch=switch):
+    """The compute-skipping residual on checked arguments.
+
+    Args:
+        x: A floating tensor, batch first (batch >= 1).
+        branch: Callable `x -> tensor of x's shape`, applied to a batch subset.
+        rate: A checked Python float or a scalar tensor / variable.
+        seed: A `keras.random.SeedGenerator`, an int or None.
+        buckets: Int >= 1, the number of subset sizes above 0.
+        variables: The branch's variables (JAX carries their writes out of the switch).
+        uniform: The backend's noise draw; switch: the backend's `switch`.
+
+    Returns:
+        A tensor of `x`'s shape and dtype.
+
+    A batch whose size is unknown at trace time (TensorFlow retraces a last partial
+    batch with an unknown size, and XLA cannot compile the subset sizes then) runs
+    `masked`: the whole branch, then per-sample `drop_path`.
+    """
+    batch = ops.shape(x)[0]
+    rate = ops.cast(dropout.rate_tensor(rate), "float32")
+    if not isinstance(batch, int):
+        return masked(x, branch, rate, seed, uniform)
+    sizes = bucket_sizes(batch, buckets)
+    draw = uniform((batch + 1,), seed)
+    perm = ops.argsort(draw[:batch])
+    inverse = ops.argsort(perm)
+    index = bucket_index(sizes, batch, rate, draw[batch])
+    return switch(index, bucket_fns(x, branch, sizes, batch, perm, inverse), x, variables)
+
+
+def masked(x, branch, rate, seed, uniform=noise.uniform):
+    """`x + drop_path(branch(x))` computed for the whole batch (per-sample draws)."""
+    out = ops.cast(branch(x), x.dtype)
+    shape = (ops.shape(x)[0],) + (1,) * (len(x.shape) - 1)
+    keep = uniform(shape, seed) >= rate
+    return ops.add(x, dropout.scale_kept(out, keep, dropout.keep_scale(rate)))

@@ -1,0 +1,41 @@
+"""The compute-skipping residual on JAX: the branch's state writes leave the switch.
+
+`jax.lax.switch` traces each bucket in its own scope: a variable the branch writes
+(BatchNorm statistics, a dropout layer's seed state) would hold a value that cannot
+leave that trace. Each bucket therefore runs in its own `keras.StatelessScope` fed
+with the variables' current values, returns the values they end with, and the
+writes are made after the switch.
+"""
+
+import jax
+import keras
+
+from keras_dropouts.backend.common import residual as common
+from keras_dropouts.backend.jax import noise
+
+
+def switch(index, fns, x, variables):
+    """`common.switch` with the writes of `variables` carried out of the switch."""
+    variables = list(variables)
+    if not variables:
+        return common.switch(index, fns, x, variables)
+    values = [v.value for v in variables]
+
+    def scoped(fn):
+        def run(x, values):
+            with keras.StatelessScope(state_mapping=list(zip(variables, values))) as scope:
+                y = fn(x)
+            return y, [scope.get_current_value(v) for v in variables]
+
+        return run
+
+    y, ends = jax.lax.switch(index, [scoped(fn) for fn in fns], x, values)
+    for v, end in zip(variables, ends):
+        if not v.trainable:  # the forward pass writes only state
+            v.assign(end)
+    return y
+
+
+def stochastic_residual(x, branch, rate, seed, buckets, variables=()):
+    """`common.stochastic_residual` with JAX's noise and `switch` (arguments: common's)."""
+    return common.stochastic_residual(x, branch, rate, seed, buckets, variables, noise.uniform, switch)
