@@ -142,10 +142,26 @@ def build_markdown(plan, meta, anchor, claims, controls, setup, missing, prefix,
     for r in setup:
         lines.append(f"| {r['id']} | {r['what']} {r['bound']} | {r['regime']} | {r['value']:.4f} | | "
                      f"| | {'yes' if r['passed'] else '**no**'} |")
+    history = _history()
+    if history:
+        lines += ["", "## Plan version 1 (digits), re-analysed with this plan's test", "",
+                  "History, not counted: plan version 1's claims were not all the papers' "
+                  "comparisons (see the plan). Its reports stay in docs/evidence*.md.", ""]
+        lines += [f"- {line}" for line in history]
     lines += ["", f"Missing runs: {len(missing)}" + (f" (first: {missing[:3]})" if missing else "")]
     lines += ["", f"Raw runs: [{prefix}_runs.json.gz]({prefix}_runs.json.gz).", "",
               es.summary_line(claims, plan["hash"])]
     return "\n".join(lines) + "\n"
+
+
+def _history():
+    """Plan version 1's reports re-analysed (empty where they or matplotlib are missing)."""
+    try:
+        from evidence_history import history_lines
+
+        return history_lines(str(ep.ROOT / "docs"))
+    except ImportError:
+        return []
 
 
 def _plain(rows):

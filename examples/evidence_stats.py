@@ -201,19 +201,21 @@ def min_detectable_effect(sd, n, alpha=0.05, power=0.8):
 # --------------------------------------------------------------------------- verdicts
 
 
-def judge(rows, alpha=0.05):
+def judge(rows, alpha=0.05, tests=None):
     """Verdicts for one family of claims (Holm across all of them).
 
     Args:
         rows: dicts with `id`, `diffs` (per-seed A - B, possibly empty) and
             `higher_is_better`; optional `gate_ok` (False: the regime check failed).
         alpha: family-wise error rate.
+        tests: the `paired_t` results of the rows when their differences are not at hand
+            (re-analysis of published means and SEs); default: computed from `diffs`.
 
     Returns:
         new dicts: the input plus the `paired_t` result, `p_perm`, `p_holm`, `rejected`,
         `direction` ("paper", "opposite" or "none") and `verdict` / `verdict_text`.
     """
-    tests = [paired_t(r["diffs"]) for r in rows]
+    tests = tests if tests is not None else [paired_t(r["diffs"]) for r in rows]
     adjusted, rejected = holm([t["p"] for t in tests], alpha)
     out = []
     for r, t, p_adj, rej in zip(rows, tests, adjusted, rejected):
@@ -229,10 +231,20 @@ def judge(rows, alpha=0.05):
             verdict, text = REFUTED, "**refuted** (significant, opposite direction)"
         else:
             verdict, text = NOT_RESOLVED, "not resolved (not significant after Holm)"
-        p_perm = paired_permutation(r["diffs"]) if t["n"] else float("nan")
+        p_perm = paired_permutation(r["diffs"]) if len(r["diffs"]) else float("nan")
         out.append(dict(r, **t, p_perm=p_perm, p_holm=p_adj, rejected=bool(rej),
                         direction=direction, verdict=verdict, verdict_text=text))
     return out
+
+
+def t_from_summary(mean, se, n, confidence=0.95):
+    """A `paired_t` result from a published mean paired difference, its SE and n."""
+    df = n - 1
+    t = mean / se if se > 0 else (0.0 if mean == 0 else math.copysign(math.inf, mean))
+    p = min(1.0, 2.0 * t_sf(abs(t), df))
+    half = t_ppf(0.5 + confidence / 2.0, df) * se
+    return {"n": n, "mean": mean, "sd": se * math.sqrt(n), "se": se, "t": t, "df": df, "p": p,
+            "ci": (mean - half, mean + half)}
 
 
 def check(row, alpha=0.05):
