@@ -31,8 +31,17 @@ Outputs: `out/evidence/results.json` (every run, every number), `docs/evidence.m
 README section), `docs/evidence_*.png` (one figure per regime and a summary). The README
 section is regenerated from the docs files with `python examples/evidence.py --readme-only`.
 
+Plan version 2 (docs/evidence_plan.md, pre-declared; issue 24) supersedes this design: its
+profiles `fmnist-cpu` (primary, what `make evidence` runs), `fmnist-gpu` and `fmnist-smoke`
+run in examples/evidence_fmnist.py on Fashion-MNIST, judge the claims by paired t-tests with
+Holm's correction, and end with `primary analysis: K of N claims reproduced, F refuted
+(paired t, Holm); plan <hash>`. The profiles below are plan version 1, kept to rebuild its
+reports.
+
 Usage:
-    python examples/evidence.py                     # CPU profile (what `make evidence` runs)
+    python examples/evidence.py --profile fmnist-cpu --jobs 2   # plan v2, primary (`make evidence`)
+    python examples/evidence.py --smoke             # plan v2 wiring, tiny (= --profile fmnist-smoke)
+    python examples/evidence.py --profile cpu       # plan v1's CPU profile
     python examples/evidence.py --profile smoke     # tiny, < 1 minute: the smoke test
     python examples/evidence.py --profile gpu       # more seeds, larger models, longer
     python examples/evidence.py --profile confirm --jobs 2   # the cpu design on fresh seeds

@@ -239,6 +239,17 @@ def read_runs(out):
     return runs
 
 
+def saved_runs(args):
+    """`--report-only`: the runs and meta of the committed raw file
+    `<docs>/evidence_<profile>_runs.json.gz` (no training)."""
+    import gzip
+
+    path = os.path.join(args.docs, "evidence_" + args.profile.replace("-", "_") + "_runs.json.gz")
+    with gzip.open(path, "rt") as f:
+        saved = json.load(f)
+    return saved["runs"], dict(saved["meta"], trained=False)
+
+
 def train(args, plan, shard=(0, 1)):
     """Runs this shard's seeds of every regime in `args.regimes`; appends to its jsonl."""
     import keras
@@ -302,11 +313,18 @@ def main(args):
         train(args, plan, args.shard or (0, 1))
     if args.shard:
         return 0
-    cfg = dict(plan["profiles"][args.profile], **plan["recipe"])
-    meta = {"profile": args.profile, "backend": args.backend, "wall_seconds": time.perf_counter() - t0,
-            "jobs": args.jobs, "cpus": os.cpu_count(), "same_init": same_init(cfg, plan)}
+    if args.report_only:
+        runs, meta = saved_runs(args)
+    else:
+        import keras
+
+        cfg = dict(plan["profiles"][args.profile], **plan["recipe"])
+        runs = read_runs(args.out)
+        meta = {"profile": args.profile, "backend": args.backend, "keras": keras.__version__,
+                "wall_seconds": time.perf_counter() - t0, "jobs": args.jobs,
+                "trained": not args.merge, "cpus": os.cpu_count(), "same_init": same_init(cfg, plan)}
     try:
-        summary = report(read_runs(args.out), plan, meta, args)
+        summary = report(runs, plan, meta, args)
     except ep.PlanError as e:
         log(f"evidence: refused: {e}")
         return 2

@@ -18,6 +18,8 @@ import numpy as np
 import evidence_plan as ep
 import evidence_stats as es
 
+# The plan's CPU budget for its primary profile (docs/evidence_plan.md, "CPU budget").
+BUDGET_MINUTES = {"fmnist-cpu": 30}
 METRIC_NAMES = {"test_acc": "test accuracy", "train_loss": "training loss (eval mode)"}
 
 
@@ -118,6 +120,9 @@ def build_markdown(plan, meta, anchor, claims, controls, setup, missing, prefix,
         f"uncommitted changes). Backend `{meta['backend']}`, {meta['cpus']} CPUs, wall time "
         f"{meta['wall_seconds'] / 60:.1f} min, {meta['jobs']} process(es). Same initial weights "
         f"across arms: {'yes' if meta['same_init'] else '**no**'}.")
+    budget = BUDGET_MINUTES.get(meta["profile"])
+    if budget and meta.get("trained") and meta["wall_seconds"] > 60 * budget:
+        lines.append(f"\n**Over the plan's CPU budget** of {budget} minutes on 2 cores.")
     lines += ["", "## Claims (counted: paired t, n - 1 df, Holm across all of them)", "",
               "| # | claim (paper, where) | regime | metric | A | B | A − B | 95% CI | p | p (Holm) "
               "| p (perm.) | n | verdict |", "|" + "---|" * 13]

@@ -95,6 +95,13 @@ def test_smoke_run_end_to_end(tmp_path):
     md = (out / "evidence_fmnist_smoke.md").read_text()
     assert f"Plan `{plan['hash']}`" in md and md.strip().endswith(last)
 
+    # The report rebuilds from the raw runs alone (no training, no runs folder).
+    rebuilt = tmp_path / "rebuilt"
+    proc = _evidence("--smoke", "--report-only", "--docs", str(out), "--out", str(rebuilt),
+                     "--backend", keras.backend.backend(), env=env)
+    assert proc.returncode == 0 and proc.stdout.strip().splitlines()[-1] == last, proc.stderr[-2000:]
+    assert json.loads((rebuilt / "results.json").read_text())["claims"] == results["claims"]
+
     # A run made under another plan: the report refuses the whole folder.
     rows = (out / "runs.shard1.jsonl").read_text().splitlines()
     rows[0] = json.dumps(dict(json.loads(rows[0]), plan_hash="0123456789ab"))
