@@ -22,7 +22,7 @@ CONSTRAINTS := -c requirements/test.txt
 DOCS_VENV := .venv-docs
 DOCS_STAMP := $(DOCS_VENV)/.installed
 
-.PHONY: venv venv-oldest test test-newest test-oldest test-wheel wheel docs demo evidence bench lint clean
+.PHONY: venv venv-oldest test test-newest test-oldest test-wheel wheel docs demo evidence fashion-mnist bench lint clean
 
 venv: $(STAMP)
 
@@ -97,9 +97,23 @@ docs: $(DOCS_STAMP)
 demo: $(STAMP)
 	$(PY) examples/demo_digits.py
 
-# Each paper's claim in its regime, as two shard processes (one per core); see docs/evidence.md.
-evidence: $(STAMP)
-	$(PY) examples/evidence.py --jobs 2
+# Plan version 2 (docs/evidence_plan.md), its primary profile fmnist-cpu, as two shard
+# processes (one per core). Plan version 1 (digits): examples/evidence.py --profile cpu --jobs 2.
+evidence: $(STAMP) fashion-mnist
+	$(PY) examples/evidence.py --profile fmnist-cpu --jobs 2
+
+# Fashion-MNIST's IDX files (plan version 2's data; docs/evidence_plan.md), from the Debian
+# package when no copy is found (examples/fashion_mnist.py: $$FASHION_MNIST_DIR, the Debian
+# folder, Keras' cache). Needs root for apt-get; nothing is downloaded by our code. Not part
+# of `make test`: the tests write their own small IDX files.
+fashion-mnist:
+	@if $(PYTHON) -c "import sys; sys.path.insert(0, 'examples'); import fashion_mnist as f; sys.exit(f.find_dir() is None)" 2>/dev/null; then \
+		echo "Fashion-MNIST: found"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get install -y dataset-fashion-mnist || (apt-get update && apt-get install -y dataset-fashion-mnist); \
+	else \
+		echo "Fashion-MNIST not found: run 'sudo apt-get install dataset-fashion-mnist' (or set FASHION_MNIST_DIR)"; exit 1; \
+	fi
 
 # Benchmarks also compare against keras-cv's DropBlock2D (the `cv` extra).
 $(VENV)/.bench: $(STAMP)

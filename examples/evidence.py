@@ -31,8 +31,17 @@ Outputs: `out/evidence/results.json` (every run, every number), `docs/evidence.m
 README section), `docs/evidence_*.png` (one figure per regime and a summary). The README
 section is regenerated from the docs files with `python examples/evidence.py --readme-only`.
 
+Plan version 2 (docs/evidence_plan.md, pre-declared; issue 24) supersedes this design: its
+profiles `fmnist-cpu` (primary, what `make evidence` runs), `fmnist-gpu` and `fmnist-smoke`
+run in examples/evidence_fmnist.py on Fashion-MNIST, judge the claims by paired t-tests with
+Holm's correction, and end with `primary analysis: K of N claims reproduced, F refuted
+(paired t, Holm); plan <hash>`. The profiles below are plan version 1, kept to rebuild its
+reports.
+
 Usage:
-    python examples/evidence.py                     # CPU profile (what `make evidence` runs)
+    python examples/evidence.py --profile fmnist-cpu --jobs 2   # plan v2, primary (`make evidence`)
+    python examples/evidence.py --smoke             # plan v2 wiring, tiny (= --profile fmnist-smoke)
+    python examples/evidence.py --profile cpu       # plan v1's CPU profile
     python examples/evidence.py --profile smoke     # tiny, < 1 minute: the smoke test
     python examples/evidence.py --profile gpu       # more seeds, larger models, longer
     python examples/evidence.py --profile confirm --jobs 2   # the cpu design on fresh seeds
@@ -88,6 +97,11 @@ PROFILES = {
         fc_seeds=2, fc_units=(16, 16), fc_epochs=2,
     ),
 }
+
+# Plan version 2 (docs/evidence_plan.md: its profiles, regimes, arms and claims live there,
+# examples/evidence_fmnist.py runs them). The constants above and below are plan version 1.
+PLAN_PROFILES = ("fmnist-cpu", "fmnist-gpu", "fmnist-smoke")
+PLAN_REGIMES = ("cnn", "fc", "resmlp", "underfit")
 
 # Method recipes (the papers' settings, scaled to 16x16 digits), fixed for every profile.
 DROPOUT_RATE = 0.2      # Dropout, R-Drop's dropout, late dropout: after each conv stage
@@ -171,7 +185,11 @@ SUPPORTING = (
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--profile", choices=tuple(PROFILES), default="cpu", help="scale (default cpu)")
+    p.add_argument("--profile", choices=tuple(PROFILES) + PLAN_PROFILES, default="cpu",
+                   help="scale (default cpu: plan version 1 on digits); fmnist-*: plan version 2 "
+                   "(docs/evidence_plan.md), `make evidence` runs fmnist-cpu")
+    p.add_argument("--smoke", action="store_true", help="the same as --profile fmnist-smoke")
+    p.add_argument("--data-dir", help="a folder with Fashion-MNIST's IDX files (fmnist-* profiles)")
     p.add_argument("--seeds", type=int, help="override both regimes' seed counts (not for results)")
     p.add_argument(
         "--backend", choices=("jax", "tensorflow", "torch"),
@@ -197,6 +215,10 @@ def parse_args(argv=None):
     p.add_argument("--readme-only", action="store_true",
                    help="no experiments: write docs/evidence*.md into README.md between the markers")
     args = p.parse_args(argv)
+    if args.smoke:
+        args.profile = "fmnist-smoke"
+    if args.profile in PLAN_PROFILES and args.regimes == ",".join(REGIMES):
+        args.regimes = ",".join(PLAN_REGIMES)
     args.regimes = [r.strip() for r in args.regimes.split(",") if r.strip()]
     if args.jobs < 1:
         p.error(f"--jobs: expected a positive integer, got {args.jobs}")
@@ -207,11 +229,12 @@ def parse_args(argv=None):
         except (ValueError, AssertionError):
             p.error(f"--shard: expected I/N with 0 <= I < N, got {args.shard!r}")
         args.shard = (i, n)
-    if set(args.regimes) - set(REGIMES):
-        p.error(f"--regimes: choose from {', '.join(REGIMES)}")
+    allowed = PLAN_REGIMES if args.profile in PLAN_PROFILES else REGIMES
+    if set(args.regimes) - set(allowed):
+        p.error(f"--regimes: choose from {', '.join(allowed)}")
     suffix = "" if args.profile == "cpu" else f"-{args.profile}"
     args.out = args.out or os.path.join("out", f"evidence{suffix}")
-    args.docs = args.docs or (args.out if args.profile == "smoke" else "docs")
+    args.docs = args.docs or (args.out if args.profile.endswith("smoke") else "docs")
     args.prefix = "evidence" if args.profile == "cpu" else f"evidence_{args.profile}"
     return args
 
@@ -647,6 +670,10 @@ def run_jobs(args):
 
 
 def main(args):
+    if args.profile in PLAN_PROFILES:
+        from evidence_fmnist import main as plan_main
+
+        return plan_main(args)
     if args.jobs > 1 and not (args.shard or args.merge or args.report_only):
         return run_jobs(args)
     import keras
