@@ -352,6 +352,18 @@ def replace_sublayer(owner, name, index, old, new):
             tracker.lock()
 
 
+def layer_input_shape(layer):
+    """The shape of `layer`'s first input, as a tuple, if every call of the layer had
+    one shape (Keras 3.8 - 3.15: `Operation._inbound_nodes[i].input_tensors`; layers
+    inside a subclassed layer get nodes when a functional model is built on it); else None."""
+    shapes = {
+        tuple(node.input_tensors[0].shape)
+        for node in getattr(layer, "_inbound_nodes", None) or []
+        if node.input_tensors
+    }
+    return shapes.pop() if len(shapes) == 1 else None
+
+
 def is_keras_builtin(layer):
     """True for layers defined by Keras itself (module `keras.src...`, Keras 3.8 - 3.15)."""
     return type(layer).__module__.startswith("keras.src.")

@@ -7,7 +7,7 @@ from keras_dropouts import _internals
 from keras_dropouts._checks import check_bool, check_rate, invalid
 from keras_dropouts.layers.drop_block import DropBlock1D, DropBlock2D, DropBlock3D
 from keras_dropouts.surgery._common import check_model, graph_layers, report
-from keras_dropouts.surgery._copy import Rewrite, fresh_copy, rewire
+from keras_dropouts.surgery._copy import Rewrite, copy_rewired
 from keras_dropouts.surgery._residual import Scan, producer
 
 _BY_RANK = {3: DropBlock1D, 4: DropBlock2D, 5: DropBlock3D}
@@ -167,21 +167,26 @@ def insert_drop_block(model, rate, block_size, after, skip_connections=True, ver
     skip_connections = check_bool(skip_connections, "skip_connections")
     verbose = check_bool(verbose, "verbose")
     select = _selector(after, model)
-    model = fresh_copy(model)  # analysed and rewired from here on: the input is not changed
-    calls = _graph_calls_deep(model)
-    chosen = {id(op): op for op, _ in calls if isinstance(op, keras.layers.Layer) and select(op)}
-    if not chosen:
-        raise invalid("after", f"a choice of at least one layer of model {model.name!r}", after)
-    skips = {}
-    if skip_connections and not isinstance(model, keras.Sequential):
-        residuals = {id(r.op): r for r in Scan(model).residuals}
-        for call in calls:
-            if id(call[0]) in chosen:
-                add = _closes(call, residuals)
-                if add is not None:
-                    skips[id(add)] = (1 - residuals[id(add)].branch, f"{add.name}_skip_drop_block")
-    rewrite = _InsertDropBlock(rate, block_size, set(chosen), skips)
-    new = rewire(model, rewrite)
+    made = []
+
+    def make_rewrite(m):
+        calls = _graph_calls_deep(m)
+        chosen = {id(op): op for op, _ in calls if isinstance(op, keras.layers.Layer) and select(op)}
+        if not chosen:
+            raise invalid("after", f"a choice of at least one layer of model {model.name!r}", after)
+        skips = {}
+        if skip_connections and not isinstance(m, keras.Sequential):
+            residuals = {id(r.op): r for r in Scan(m).residuals}
+            for call in calls:
+                if id(call[0]) in chosen:
+                    add = _closes(call, residuals)
+                    if add is not None:
+                        skips[id(add)] = (1 - residuals[id(add)].branch, f"{add.name}_skip_drop_block")
+        made.append(_InsertDropBlock(rate, block_size, set(chosen), skips))
+        return made[-1]
+
+    new = copy_rewired(model, make_rewrite)
+    rewrite = made[-1]
     if verbose:
         # "after" before "on skip connections", as the docstring's example reads.
         counts = sorted(rewrite.counts.items(), key=lambda item: "skip" in item[0])

@@ -6,7 +6,7 @@ from keras_dropouts._checks import check_bool, check_choice, check_rate
 from keras_dropouts.layers.drop_path import DropPath
 from keras_dropouts.schedules import DEPTH_RULES, depth_factors
 from keras_dropouts.surgery._common import check_model, report
-from keras_dropouts.surgery._copy import Rewrite, fresh_copy, rewire
+from keras_dropouts.surgery._copy import Rewrite, copy_rewired
 from keras_dropouts.surgery._opaque import named, own_drop_paths, subclassed_blocks
 from keras_dropouts.surgery._residual import Scan, producer
 
@@ -85,16 +85,19 @@ def insert_drop_path(model, rate, depth_rule="linear", verbose=True):
             f"insert_drop_path needs a functional model; {model.name!r} is Sequential (a "
             "Sequential model has no residual addition)."
         )
-    if not Scan(model).residuals:
-        raise _no_residual(model, Scan(model))
-    fresh = fresh_copy(model)
-    scan = Scan(fresh)
+    scan = Scan(model)
+    if not scan.residuals:
+        raise _no_residual(model, scan)
     n = len(scan.residuals)
     factors = depth_factors(n, depth_rule, stages=[tuple(r.shortcut.shape) for r in scan.residuals])
-    plan = {
-        id(r.op): (r.branch, rate * f, f"{r.op.name}_drop_path") for r, f in zip(scan.residuals, factors)
-    }
-    new = rewire(fresh, _InsertDropPath(plan))
+
+    def make_rewrite(m):
+        residuals = scan.residuals if m is model else Scan(m).residuals
+        return _InsertDropPath(
+            {id(r.op): (r.branch, rate * f, f"{r.op.name}_drop_path") for r, f in zip(residuals, factors)}
+        )
+
+    new = copy_rewired(model, make_rewrite)
     if verbose:
         kinds = {}
         for r in scan.residuals:

@@ -6,7 +6,7 @@ from keras_dropouts._checks import check_bool
 from keras_dropouts.surgery._attributes import swap_attributes
 from keras_dropouts.surgery._common import check_model, graph_layers, report
 from keras_dropouts.surgery._convert import Converter
-from keras_dropouts.surgery._copy import Rewrite, fresh_copy, rewire
+from keras_dropouts.surgery._copy import Rewrite, copy_rewired, fresh_copy
 from keras_dropouts.surgery._model import keep_swaps
 
 
@@ -66,10 +66,9 @@ def swap_dropout(model, verbose=True):
     check_model(model, "swap_dropout")
     verbose = check_bool(verbose, "verbose")
     converter = Converter()
-    fresh = fresh_copy(model)
-    swaps = swap_attributes(fresh, converter.convert)
-    in_graph = [layer for layer in graph_layers(fresh) if converter.converts(layer)]
-    new = rewire(fresh, _Swap(converter)) if in_graph else fresh
+    in_graph = any(converter.converts(layer) for layer in graph_layers(model))
+    new = copy_rewired(model, lambda m: _Swap(converter)) if in_graph else fresh_copy(model)
+    swaps = swap_attributes(new, converter.convert)
     if swaps:
         new = keep_swaps(new, swaps)
     if converter.kept:
