@@ -73,7 +73,7 @@ class Scan:
     def __init__(self, model):
         self.residuals = []  # [Residual]
         self.skipped = 0  # additions that are not residual (or called more than once)
-        self.with_drop_path = []  # residual additions whose branch ends in a drop path
+        self.with_drop_path = []  # [Residual] whose branch ends in a drop path already
         self._visit(model, set())
 
     def _visit(self, graph, seen):
@@ -93,7 +93,12 @@ class Scan:
             if index is None:
                 self.skipped += 1
                 continue
+            residual = Residual(op, index, inputs[1 - index], kind)
             if _is_drop_path(producer(inputs[index])):
-                self.with_drop_path.append(op.name)
-                continue
-            self.residuals.append(Residual(op, index, inputs[1 - index], kind))
+                self.with_drop_path.append(residual)
+            else:
+                self.residuals.append(residual)
+
+    def every_residual(self):
+        """All residual additions, with a drop path on their branch or not."""
+        return self.residuals + self.with_drop_path

@@ -176,7 +176,7 @@ def insert_drop_block(model, rate, block_size, after, skip_connections=True, ver
             raise invalid("after", f"a choice of at least one layer of model {model.name!r}", after)
         skips = {}
         if skip_connections and not isinstance(m, keras.Sequential):
-            residuals = {id(r.op): r for r in Scan(m).residuals}
+            residuals = {id(r.op): r for r in Scan(m).every_residual()}
             for call in calls:
                 if id(call[0]) in chosen:
                     add = _closes(call, residuals)
