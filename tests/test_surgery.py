@@ -93,10 +93,10 @@ def test_insert_drop_path_resnet50_one_per_residual_block(resnet, images, capsys
     assert_unchanged(model, snapshot)
 
 
-def test_resnet50_drop_block_and_drop_path_save_load_and_in_step_schedules(resnet, images, tmp_path):
+def test_resnet50_drop_block_and_drop_path_save_load(resnet, images, tmp_path):
     """The README recipe on ResNet50: DropBlock on groups 3 and 4 (and their skip
-    connections) plus stochastic depth on all 16 blocks; one `.keras` round trip; one
-    compiled step in which two schedules reach every inserted layer."""
+    connections) plus stochastic depth on all 16 blocks; one `.keras` round trip. (One
+    compiled step with schedules: tests/test_surgery_hub.py, on a smaller ResNet.)"""
     model, snapshot = resnet
     outs = resnet50_block_names("out", stages=(4, 5))
     new = kd.surgery.insert_drop_block(
@@ -106,28 +106,19 @@ def test_resnet50_drop_block_and_drop_path_save_load_and_in_step_schedules(resne
     new.save(path)
     loaded = keras.models.load_model(path)
     assert len(drop_paths(loaded)) == 16 and len(of_type(loaded, kd.layers.DropBlock2D)) == 18
-    assert_same_predictions(loaded, model, images)
-    # The same depth rule as the surgery's: 0.3 * (i + 1) / 16 after one step.
-    late = kd.callbacks.DropoutScheduler(lambda step: 0.3, layers=kd.layers.DropPath, depth_rule="linear")
-    ramp = kd.callbacks.DropoutScheduler(lambda step: 0.05, layers=kd.layers.DropBlock2D)
-    loaded.compile("sgd", "sparse_categorical_crossentropy")
-    loaded.fit(images, np.array([1, 2]), batch_size=2, epochs=1, verbose=0, callbacks=[late, ramp])
-    assert late.evaluation == ramp.evaluation == "in_step"
     np.testing.assert_allclose(
-        [layer.rate for layer in drop_paths(loaded)], [0.3 * (i + 1) / 16 for i in range(16)], rtol=1e-6
+        [layer.rate for layer in drop_paths(loaded)], [0.1 * (i + 1) / 16 for i in range(16)], rtol=1e-6
     )
-    np.testing.assert_allclose([b.rate for b in of_type(loaded, kd.layers.DropBlock2D)], [0.05] * 18, rtol=1e-6)
+    assert_same_predictions(loaded, model, images)
     assert_unchanged(model, snapshot)
 
 
-def test_insert_drop_path_stagewise_and_constant_rates(resnet, capsys):
+def test_insert_drop_path_stagewise_rates(resnet, capsys):
     model = resnet[0]
     new = kd.surgery.insert_drop_path(model, 0.2, depth_rule="stagewise")
     assert "16 DropPath on 16 residual Add (stagewise" in capsys.readouterr().out
     expected = [0.2 * (k + 1) / 4 for k, n in enumerate(RESNET50_BLOCKS) for _ in range(n)]
     np.testing.assert_allclose([layer.rate for layer in drop_paths(new)], expected)
-    new = kd.surgery.insert_drop_path(model, 0.2, depth_rule="constant", verbose=False)
-    np.testing.assert_allclose([layer.rate for layer in drop_paths(new)], [0.2] * 16)
 
 
 def test_insert_drop_block_resnet50_groups_3_and_4(resnet, capsys):
@@ -215,13 +206,12 @@ def test_swap_dropout_convnext_stochastic_depth(images, capsys):
     assert_same_predictions(new, model, images)
     # Only the first block (rate 0: no StochasticDepth) gets a DropPath; the others
     # have a drop path on their branch already.
-    for m, before in ((model, 0), (new, 17)):
-        inserted = kd.surgery.insert_drop_path(m, 0.1)
-        assert capsys.readouterr().out.strip() == (
-            "insert_drop_path: 1 DropPath on 1 residual `+` (linear, rates 0.1 to 0.1), "
-            "17 with a drop path already"
-        )
-        assert len(drop_paths(inserted)) == before + 1
+    inserted = kd.surgery.insert_drop_path(new, 0.1)
+    assert capsys.readouterr().out.strip() == (
+        "insert_drop_path: 1 DropPath on 1 residual `+` (linear, rates 0.1 to 0.1), "
+        "17 with a drop path already"
+    )
+    assert len(drop_paths(inserted)) == 17 + 1
 
 
 def test_swap_dropout_small_models(capsys):
@@ -330,13 +320,10 @@ def test_scheduler_depth_rules_use_depth_factors():
     model = keras.Model(inp, x)
     xs, ys = np.ones((4, 8), "float32"), np.ones((4, 4), "float32")
     expected = {
-        True: [0.0, 0.1, 0.2, 0.3, 0.4],
-        "linspace": [0.0, 0.1, 0.2, 0.3, 0.4],
+        True: [0.0, 0.1, 0.2, 0.3, 0.4],  # linspace(0, 1, n), as before
         "linear": [0.08, 0.16, 0.24, 0.32, 0.4],
-        "constant": [0.4] * 5,
         # Inputs: dp0, dp1, dp2 see width 8 (the input, d0, d1), dp3, dp4 width 4.
         "stagewise": [0.2, 0.2, 0.2, 0.4, 0.4],
-        False: [0.4] * 5,
     }
     for rule, rates in expected.items():
         cb = kd.callbacks.DropoutScheduler(lambda step: 0.4, depth_rule=rule)

@@ -146,3 +146,13 @@ def test_resnet_backbone_drop_path_and_drop_block(tmp_path, capsys):
     assert len([layer for layer in loaded.layers if isinstance(layer, kd.layers.DropBlock2D)]) == 4
     for model in (new, loaded):
         np.testing.assert_array_equal(to_np(model(x, training=False)), to_np(backbone(x, training=False)))
+    # Two schedules reach every inserted layer inside one compiled step: late stochastic
+    # depth with the same stagewise rule, and DropBlock at 0.05.
+    late = kd.callbacks.LateDropout(0.4, start_step=0, layers=kd.layers.DropPath, depth_rule="stagewise")
+    ramp = kd.callbacks.DropoutScheduler(lambda step: 0.05, layers=kd.layers.DropBlock2D)
+    loaded.compile("sgd", "mse")
+    loaded.fit(x, np.zeros((2, 2, 2, 32), "float32"), batch_size=2, epochs=1, verbose=0, callbacks=[late, ramp])
+    assert late.evaluation == ramp.evaluation == "in_step"
+    np.testing.assert_allclose([layer.rate for layer in late.targets], [0.2, 0.2, 0.4, 0.4], rtol=1e-6)
+    assert len(ramp.targets) == 4
+    np.testing.assert_allclose([layer.rate for layer in ramp.targets], [0.05] * 4, rtol=1e-6)
