@@ -13,6 +13,8 @@ surgery's walker:
 - `ResNetBackbone(stackwise_num_blocks=b)`: one residual `Add` per block, sum(b).
 """
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -156,3 +158,22 @@ def test_resnet_backbone_drop_path_and_drop_block(tmp_path, capsys):
     np.testing.assert_allclose([layer.rate for layer in late.targets], [0.2, 0.2, 0.4, 0.4], rtol=1e-6)
     assert len(ramp.targets) == 4
     np.testing.assert_allclose([layer.rate for layer in ramp.targets], [0.05] * 4, rtol=1e-6)
+
+
+def test_swap_dropout_keras_hub_drop_path_layers_in_a_graph():
+    from keras_hub.src.models.dinov2.dinov2_layers import DINOV2DropPath
+    from keras_hub.src.models.swin_transformer.swin_transformer_layers import DropPath as SwinDropPath
+
+    inp = keras.Input((4, 8))
+    x = SwinDropPath(0.2, seed=5, name="swin_dp")(inp)
+    x = DINOV2DropPath(0.1, name="dino_dp")(x)
+    model = keras.Model(inp, x)
+    for m in (model, keras.Model(inp, DINOV2DropPath(0.1, name="dino_only")(inp))):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            new = kd.surgery.swap_dropout(m, verbose=False)
+        dino = [layer.name for layer in m.layers if isinstance(layer, DINOV2DropPath)][0]
+        assert isinstance(new.get_layer(dino), DINOV2DropPath)  # different semantics: kept
+        assert any(dino in str(w.message) and "not a per-sample drop" in str(w.message) for w in caught)
+    swin = kd.surgery.swap_dropout(model, verbose=False).get_layer("swin_dp")
+    assert isinstance(swin, kd.layers.DropPath) and swin.rate == pytest.approx(0.2) and swin.seed == 5

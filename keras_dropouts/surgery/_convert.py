@@ -66,8 +66,13 @@ class Converter:
     """
 
     def __init__(self):
+        self.reset()
+
+    def reset(self):
+        """Forgets what was counted (a copy that was started again); returns self."""
         self.counts = {}
         self.kept = []
+        return self
 
     def _count(self, source, target):
         name = type(source).__name__

@@ -66,8 +66,13 @@ def swap_dropout(model, verbose=True):
     check_model(model, "swap_dropout")
     verbose = check_bool(verbose, "verbose")
     converter = Converter()
-    in_graph = any(converter.converts(layer) for layer in graph_layers(model))
-    new = copy_rewired(model, lambda m: _Swap(converter)) if in_graph else fresh_copy(model)
+    graph = graph_layers(model)
+    if any(converter.converts(layer) for layer in graph):
+        new = copy_rewired(model, lambda m: _Swap(converter.reset()))
+    else:
+        for layer in graph:  # nothing to convert: this only names foreign layers kept
+            converter.convert(layer)
+        new = fresh_copy(model)
     swaps = swap_attributes(new, converter.convert)
     if swaps:
         new = keep_swaps(new, swaps)
