@@ -30,9 +30,9 @@ class SurgeryModel(Functional):
     >>> keras.models.load_model("bert.keras")  # ScheduledDropout inside each block again
     """
 
-    def __init__(self, inputs, outputs, name=None, **kwargs):
-        super().__init__(inputs, outputs, name=name, **kwargs)
-        self._record_swaps([])
+    # No `__init__` of its own: Keras revives a functional subclass from its config only
+    # when its constructor's signature is `Functional.__init__`'s (in Keras 3.8 a
+    # wrapped function), so it is inherited as it is.
 
     def _record_swaps(self, swaps):
         # Not a tracked attribute: the swapped layers belong to their owners.

@@ -41,7 +41,7 @@ class _InsertDropBlock(Rewrite):
             cls = _BY_RANK.get(rank)
             if cls is None:
                 raise ValueError(
-                    f"insert_drop_block: the output of layer {like.name!r} has rank {rank}; "
+                    f"insert_drop_block: the output of layer {getattr(like, 'name', name)!r} has rank {rank}; "
                     "DropBlock needs rank 3, 4 or 5 (1D, 2D or 3D feature maps with channels). "
                     "Choose other layers with `after`."
                 )
