@@ -6,8 +6,9 @@ the authors' reference implementation, keep_prob `1 - (1 - keep_prob) / 4` on gr
 and the rate ramped linearly from 0 to its target over all of training.
 
 - The backbone is `keras_hub.models.ResNetBackbone` built from a tiny config (no preset,
-  nothing downloaded). `keras.models.clone_model(..., call_function=...)` re-wires it
-  with a `DropBlock2D` after every `stack{2,3}_block*_out` layer; weights are shared.
+  nothing downloaded). `keras_dropouts.surgery.insert_drop_block` returns a copy with a
+  `DropBlock2D` after every `stack{2,3}_block*_out` layer and on the skip connection of
+  each of those blocks, as in the paper.
 - Two `DropoutScheduler(schedules.LinearRamp(r))` callbacks ramp stage 3 to `rate/4`
   and stage 4 to `rate`.
 
@@ -44,17 +45,11 @@ def build(image_shape, num_classes, block_size):
     )
     last_two = ("stack2_", "stack3_")  # stages 3 and 4 of 4 ("groups 3 and 4")
 
-    def add_dropblock(layer, *args, **kwargs):
-        out = layer(*args, **kwargs)
-        if layer.name.startswith(last_two) and layer.name.endswith("_out"):
-            # Rate 0 at build time; the ramps below set it before every step.
-            name = layer.name.replace("_out", "_dropblock")
-            out = kd.layers.DropBlock2D(0.0, block_size, name=name)(out)
-        return out
+    def block_outputs(layer):
+        return layer.name.startswith(last_two) and layer.name.endswith("_out")
 
-    features = keras.models.clone_model(
-        backbone, clone_function=lambda layer: layer, call_function=add_dropblock
-    )
+    # Rate 0 at build time; the ramps below set it inside every step.
+    features = kd.surgery.insert_drop_block(backbone, 0.0, block_size, after=block_outputs)
     inputs = keras.Input(image_shape)
     x = keras.layers.GlobalAveragePooling2D()(features(inputs))
     outputs = keras.layers.Dense(num_classes)(x)

@@ -8,10 +8,11 @@ Liu et al. 2023 ("Dropout Reduces Underfitting"), scaled down:
 
 - The backbone is `keras_hub.models.ViTBackbone` built from a tiny config (no preset,
   nothing downloaded), with `dropout_rate=0.1`. Its stock `keras.layers.Dropout`
-  layers read their rate at trace time, so they are converted in place with
-  `keras_dropouts.surgery.to_scheduled_dropout` (same rate, seed, name): the linear
-  decay then reaches the compiled step without retracing. (`--stock` instead keeps
-  the stock layers and lets `EarlyDropout` switch them by retracing, mode "constant".)
+  layers (held by its encoder blocks) read their rate at trace time, so
+  `keras_dropouts.surgery.swap_dropout` returns a copy with `ScheduledDropout` in their
+  place (same rate, seed, name): the linear decay then reaches the compiled step
+  without retracing. (`--stock` instead keeps the stock layers and lets
+  `EarlyDropout` switch them by retracing, mode "constant".)
 - Stochastic depth is added around each of the backbone's own encoder blocks
   (shared weights): `x + DropPath(block(x) - x)`, i.e. the whole block is skipped
   for a sample, as in Huang et al. 2016.
@@ -33,7 +34,6 @@ import keras  # noqa: E402
 import keras_hub  # noqa: E402
 
 import keras_dropouts as kd  # noqa: E402
-from keras_dropouts._internals import replace_sublayer  # noqa: E402
 from image_data import load_cifar10, load_digits_upsampled  # noqa: E402
 
 
@@ -47,14 +47,12 @@ def build(image_shape, patch_size, args):
         mlp_dim=2 * args.hidden,
         dropout_rate=args.early_rate,
     )
+    if not args.stock:
+        # A copy of the backbone with ScheduledDropout inside its blocks (returned
+        # inside a SurgeryModel, which keeps the swaps in .keras files).
+        backbone = kd.surgery.swap_dropout(backbone).get_layer(backbone.name)
     encoder = backbone.get_layer("vit_encoder")
     embedding_dropout = encoder.dropout
-    if not args.stock:
-        # The Dropout layers inside the encoder blocks are attributes of built layers:
-        # swap them for ScheduledDropout.
-        for owner in [*encoder.encoder_layers, *[b.mlp for b in encoder.encoder_layers]]:
-            replace_sublayer(owner, "dropout", kd.surgery.to_scheduled_dropout(owner.dropout))
-        embedding_dropout = kd.surgery.to_scheduled_dropout(embedding_dropout)
 
     # The backbone's graph, re-wired with block-level stochastic depth (shared weights).
     inputs = keras.Input(image_shape)
@@ -105,8 +103,9 @@ def main(argv=None):
     if args.stock:  # the backbone's stock Dropout layers (not MHA's rate-0 attention dropout)
         def early_layers(layer):
             return type(layer) is keras.layers.Dropout and layer.rate > 0
-    else:
-        early_layers = kd.layers.ScheduledDropout
+    else:  # the converted ones, not MultiHeadAttention's (rate 0, converted too)
+        def early_layers(layer):
+            return isinstance(layer, kd.layers.ScheduledDropout) and layer.rate > 0
     callbacks = [
         kd.callbacks.EarlyDropout(
             args.early_rate, cutoff_epoch=cutoff, mode="constant" if args.stock else "linear",

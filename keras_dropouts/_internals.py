@@ -382,18 +382,60 @@ def pop_instance_attribute(obj, name):
 # ------------------------------------------------------------------ layer surgery
 
 
-def replace_sublayer(owner, name, layer):
-    """Sets `owner.<name> = layer` on a built layer (Keras 3.8 - 3.15 lock the state
-    tracker after `build`; the lock is restored afterwards)."""
+def sublayer_slots(owner):
+    """`(name, index, layer)` for every layer `owner` holds directly: as attribute `name`
+    (`index` None) or as item `index` of the list attribute `name`. Keras 3.8 - 3.15
+    keep sub-layers in the instance `__dict__`, except on torch, where
+    `torch.nn.Module.__setattr__` puts them in `_modules`; lists of layers are
+    `TrackedList`s in the `__dict__`."""
+    attributes = dict(vars(owner))
+    attributes.update(attributes.get("_modules") or {})
+    out = []
+    for name, value in attributes.items():
+        if name in ("_layers", "_modules", "_tracker") or name.startswith("__"):
+            continue
+        if isinstance(value, keras.layers.Layer):
+            out.append((name, None, value))
+        elif isinstance(value, list):
+            out.extend((name, i, v) for i, v in enumerate(value) if isinstance(v, keras.layers.Layer))
+    return out
+
+
+def replace_sublayer(owner, name, index, old, new):
+    """Puts `new` where `owner` holds `old` (a slot from `sublayer_slots`), in the
+    owner's layer tracker too (Keras 3.8 - 3.15: `Layer._tracker`, locked after
+    `build`; its "layers" store is `owner._layers`). The lock is restored afterwards."""
     tracker = getattr(owner, "_tracker", None)
     locked = bool(tracker is not None and tracker.locked)
     if locked:
         tracker.unlock()
     try:
-        setattr(owner, name, layer)
+        if tracker is not None and tracker.is_in_store("layers", old):
+            tracker.replace_tracked_value("layers", old, new)
+        if index is None:
+            setattr(owner, name, new)
+        else:
+            list.__setitem__(getattr(owner, name), index, new)
     finally:
         if locked:
             tracker.lock()
+
+
+def layer_input_shape(layer):
+    """The shape of `layer`'s first input, as a tuple, if every call of the layer had
+    one shape (Keras 3.8 - 3.15: `Operation._inbound_nodes[i].input_tensors`; layers
+    inside a subclassed layer get nodes when a functional model is built on it); else None."""
+    shapes = {
+        tuple(node.input_tensors[0].shape)
+        for node in getattr(layer, "_inbound_nodes", None) or []
+        if node.input_tensors
+    }
+    return shapes.pop() if len(shapes) == 1 else None
+
+
+def is_keras_builtin(layer):
+    """True for layers defined by Keras itself (module `keras.src...`, Keras 3.8 - 3.15)."""
+    return type(layer).__module__.startswith("keras.src.")
 
 
 # ------------------------------------------------------------------- graph surgery
@@ -419,6 +461,12 @@ def graph_calls(model):
     Only this model's nodes: a layer shared with another model appears once per call
     here. Keras 3.8 - 3.15: `Functional._nodes_by_depth` (as `_run_through_graph` reads it).
     """
+    if isinstance(model, keras.Sequential):
+        # Keras 3.8 - 3.15: a built Sequential runs a functional model, `_functional`.
+        inner = getattr(model, "_functional", None)
+        if inner is None:
+            return [(layer, []) for layer in model.layers]
+        model = inner
     out = []
     by_depth = model._nodes_by_depth
     for depth in sorted(by_depth, reverse=True):

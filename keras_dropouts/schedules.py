@@ -435,8 +435,8 @@ def check_schedule_value(value, where):
         raise invalid(where, "a scalar rate between 0 and 1", value) from None
 
 
-DEPTH_RULES = ("constant", "linear", "stagewise")
-"""The per-block rules of `depth_factors`: `"constant"`, `"linear"` and `"stagewise"`."""
+DEPTH_RULES = ("constant", "linear", "stagewise", "linspace")
+"""The per-block rules of `depth_factors`: `"constant"`, `"linear"`, `"stagewise"` and `"linspace"`."""
 
 
 def depth_factors(n, depth_rule="linear", stages=None):
@@ -446,20 +446,21 @@ def depth_factors(n, depth_rule="linear", stages=None):
     - `"linear"`: the stochastic depth paper's rule (Huang et al. 2016, eq. 4,
       `p_l = 1 - l / L * (1 - p_L)` as a keep probability): the `i`-th of `n` blocks
       (0-based) gets `(i + 1) / n`, so the first block drops `rate / n` and the last
-      `rate`. (timm's `linspace(0, rate, n)`, which `depth_rule=True` of the callbacks
-      uses, starts at 0 instead.)
+      `rate`.
+    - `"linspace"`: timm's and Keras' ConvNeXt rule, `linspace(0, 1, n)`: the first
+      block gets 0 (`depth_rule=True` of the callbacks).
     - `"stagewise"`: one factor per stage, linear over the stages: every block of the
       `k`-th of `S` stages (0-based) gets `(k + 1) / S`. `stages` gives each block's stage
       label (blocks of one stage are consecutive).
 
     Args:
         n: Number of blocks, an integer >= 0.
-        depth_rule: `"constant"`, `"linear"` or `"stagewise"`.
+        depth_rule: `"constant"`, `"linear"`, `"stagewise"` or `"linspace"`.
         stages: For `"stagewise"`, a sequence of `n` hashable stage labels, consecutive
             blocks with equal labels forming one stage. Ignored by the other rules.
 
     Returns:
-        A list of `n` Python floats in (0, 1].
+        A list of `n` Python floats in [0, 1] (in (0, 1] but for `"linspace"`).
 
     Raises:
         ValueError: for a bad `n` or `depth_rule`, or `"stagewise"` without `n` stages.
@@ -476,6 +477,8 @@ def depth_factors(n, depth_rule="linear", stages=None):
         return [1.0] * n
     if depth_rule == "linear":
         return [(i + 1) / n for i in range(n)]
+    if depth_rule == "linspace":
+        return [float(v) for v in np.linspace(0.0, 1.0, n)]
     if stages is None or len(stages) != n:
         raise invalid("stages", f"a sequence of {n} stage labels for depth_rule='stagewise'", stages)
     index = []

@@ -122,7 +122,7 @@ def test_linear_schedule_on_stock_layers_warns_once():
     assert_follows(fracs, [0.1 + 0.4 * s / 10 for s in range(10)])
 
 
-def test_swap_dropout_sequential_keeps_weights_and_function():
+def test_swap_dropout_sequential_copies_weights_and_function():
     model = keras.Sequential(
         [
             keras.Input((6,)),
@@ -134,7 +134,9 @@ def test_swap_dropout_sequential_keeps_weights_and_function():
     new = kd.surgery.swap_dropout(model, verbose=False)
     assert isinstance(new.layers[1], kd.layers.ScheduledDropout)
     assert new.layers[1].rate == pytest.approx(0.3) and new.layers[1].seed == 4
-    assert new.get_layer("d1") is model.get_layer("d1")
+    # A copy with the same weights (the input model is not changed).
+    assert new.get_layer("d1") is not model.get_layer("d1")
+    np.testing.assert_array_equal(new.get_layer("d1").get_weights()[0], model.get_layer("d1").get_weights()[0])
     x = np.random.randn(4, 6).astype("float32")
     np.testing.assert_allclose(to_np(new(x)), to_np(model(x)), rtol=1e-6)
 
@@ -150,7 +152,7 @@ def test_swap_dropout_functional_nested_spatial_and_schedulable():
     targets = kd.callbacks.select_layers(new)
     assert [type(t) for t in targets] == [kd.layers.ScheduledDropout] * 2
     assert targets[0].noise_shape == (None, 1, None)
-    assert new.get_layer("head") is model.get_layer("head")
+    assert new.get_layer("head") is not model.get_layer("head")
     # Built with rate 0, now switchable: late dropout works without retracing.
     new.compile("sgd", "mse")
     cb = kd.callbacks.LateDropout(0.25, start_step=1, layers="late")

@@ -80,7 +80,7 @@ def test_bert_rdrop_probdropblock():
 @needs("keras_hub", *DIGITS)
 def test_resnet_dropblock():
     stdout = run_script("resnet_dropblock.py", "--epochs", "1", "--steps", "2", "--limit", "128")
-    assert "stack3_block0_dropblock=" in stdout
+    assert "stack3_block0_out_drop_block=" in stdout and "stack3_block0_add_skip_drop_block=" in stdout
 
 
 @needs("keras_hub", *DIGITS)
@@ -89,6 +89,15 @@ def test_vit_early_late(stock):
     args = ["--epochs", "2", "--steps", "2", "--depth", "2", "--hidden", "16", "--limit", "256"]
     stdout = run_script("vit_early_late.py", *args, *(["--stock"] if stock else []))
     assert "late DropPath rates now: [0.0, 0.4]" in stdout
+
+
+@needs("keras_hub")
+def test_surgery_recipes():
+    stdout = run_script("surgery_recipes.py", "--epochs", "2", "--steps", "1", "--examples", "16")
+    # Late stochastic depth is on from epoch 1, with the linear rule over 5 blocks.
+    assert "resnet DropPath rates: [0.04, 0.08, 0.12, 0.16, 0.2]" in stdout
+    assert "vit early dropout rates: [0.0, 0.0, 0.0, 0.0, 0.0]" in stdout  # after the cutoff
+    assert "bert scheduled dropout rates:" in stdout and "recipes done" in stdout
 
 
 def test_update_readme_requires_markers(tmp_path):

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 
 from keras_dropouts._checks import check_bool, check_int, invalid, to_python_scalar
-from keras_dropouts._internals import fit_dataset_cardinality, optimizer_step_counter
+from keras_dropouts._internals import fit_dataset_cardinality, layer_input_shape, optimizer_step_counter
 from keras_dropouts.callbacks import _in_step
 from keras_dropouts.callbacks.rate_paths import (
     RETRACE_WARN_THRESHOLD,
@@ -15,7 +15,7 @@ from keras_dropouts.callbacks.rate_paths import (
     StockRetrace,
 )
 from keras_dropouts.callbacks.targets import configured_rate, is_package_layer, select_layers
-from keras_dropouts.schedules import check_schedule_value
+from keras_dropouts.schedules import DEPTH_RULES, check_schedule_value, depth_factors
 # Host checks of a schedule's range at `fit` start use this many steps.
 _PROBES = 65
 
@@ -71,9 +71,14 @@ class DropoutScheduler(keras.callbacks.Callback):
             backbones). Otherwise a layer, layer name, layer class, predicate
             `fn(layer) -> bool`, or a list of those; stock Keras dropout layers
             may be selected this way.
-        depth_rule: If True, the i-th of `n` target layers (model order) gets
-            `schedule(step) * linspace(0, 1, n)[i]`, i.e. stochastic depth's
-            `linspace(0, rate, depth)` rule for DropPath layers.
+        depth_rule: Per-layer factors of the rate over the `n` target layers (model
+            order, shallow to deep), from `keras_dropouts.schedules.depth_factors`
+            (the rule `insert_drop_path` uses): False (default: every layer
+            `schedule(step)`); True or `"linspace"` (the i-th gets
+            `schedule(step) * linspace(0, 1, n)[i]`, stochastic depth's
+            `linspace(0, rate, depth)` as in timm); `"linear"` (`(i + 1) / n`, the
+            stochastic depth paper); `"constant"`; or `"stagewise"` (one factor per
+            stage, a stage being consecutive targets whose inputs have one shape).
         steps_per_epoch: Steps per epoch, used to resolve schedules that end "at
             the end of training" and epoch-based cutoffs. Defaults to the value
             `fit` knows (`params["steps"]`), or, under a multi-process
@@ -117,7 +122,7 @@ class DropoutScheduler(keras.callbacks.Callback):
             )
         self.schedule = schedule
         self.layers = layers
-        self.depth_rule = check_bool(depth_rule, "depth_rule")
+        self.depth_rule = _check_depth_rule(depth_rule)
         self.steps_per_epoch = check_int(steps_per_epoch, "steps_per_epoch", 1, allow_none=True)
         if isinstance(verbose, str) or verbose not in (0, 1):
             raise invalid("verbose", "0 or 1", verbose)
@@ -202,8 +207,7 @@ class DropoutScheduler(keras.callbacks.Callback):
     def _begin(self, model, hub):
         self.targets = select_layers(model, self.layers)
         hub.claim(self, self.targets, self.log_key)
-        n = len(self.targets)
-        depth = np.linspace(0.0, 1.0, n) if self.depth_rule else np.ones(n)
+        depth = _depth(self.targets, self.depth_rule)
         self._scales = [float(b * d) for b, d in zip(self._base_scales(), depth)]
 
         params = self.params or {}
@@ -313,5 +317,31 @@ class DropoutScheduler(keras.callbacks.Callback):
         else:
             probe = np.unique(np.linspace(start, max(start, total - 1), _PROBES).round())
         return {self._rate_at(int(step)) for step in probe}
+
+
+def _check_depth_rule(depth_rule):
+    if isinstance(depth_rule, (bool, np.bool_)):
+        return bool(depth_rule)
+    if isinstance(depth_rule, str) and depth_rule in DEPTH_RULES:
+        return depth_rule
+    raise invalid("depth_rule", f"True, False or one of {DEPTH_RULES}", depth_rule)
+
+
+def _depth(targets, depth_rule):
+    """Per-target depth factors (`schedules.depth_factors`; True is `"linspace"`)."""
+    if depth_rule is False:
+        return [1.0] * len(targets)
+    rule = "linspace" if depth_rule is True else depth_rule
+    stages = None
+    if rule == "stagewise":
+        stages = [layer_input_shape(layer) for layer in targets]
+        unknown = [layer.name for layer, shape in zip(targets, stages) if shape is None]
+        if unknown:
+            raise ValueError(
+                "depth_rule='stagewise' groups the target layers by the shape of their "
+                f"inputs, which is unknown for {unknown} (layers never called, or called "
+                "on several shapes). Use depth_rule='linear' or 'linspace'."
+            )
+    return depth_factors(len(targets), rule, stages=stages)
 
 __all__ = ["DropoutScheduler"]
