@@ -441,6 +441,13 @@ def is_keras_builtin(layer):
 # ------------------------------------------------------------------- graph surgery
 
 
+def tensor_producer(tensor):
+    """The graph operation that produced KerasTensor `tensor` (None for a model input).
+    Keras 3.8 - 3.15: the first entry of `tensor._keras_history`."""
+    history = getattr(tensor, "_keras_history", None)
+    return None if history is None else history[0]
+
+
 def tensor_parents(tensor):
     """The input tensors of the graph node that produced KerasTensor `tensor` (empty for
     model inputs). Keras 3.8 - 3.15: `tensor._keras_history = (operation, node_index,

@@ -63,8 +63,7 @@ def _is_drop_path(op):
 
 def producer(tensor):
     """The graph operation that produced KerasTensor `tensor` (None for an input)."""
-    history = getattr(tensor, "_keras_history", None)
-    return None if history is None else history[0]
+    return _internals.tensor_producer(tensor)
 
 
 class Scan:
