@@ -8,69 +8,20 @@ backend package holds only what that backend does differently; `common` holds th
 backend runs (except `_internals.py`, the Keras-internals module).
 """
 
+import importlib
+
 import keras
 
 _NAME = keras.backend.backend()
 IS_TORCH = _NAME == "torch"
 
-if _NAME == "torch":
-    from keras_dropouts.backend.torch import (
-        blocks,
-        consistency,
-        dropout,
-        gamma,
-        noise,
-        rate_step,
-        residual,
-        tracker,
-        variables,
-    )
-elif _NAME == "jax":
-    from keras_dropouts.backend.jax import (
-        blocks,
-        consistency,
-        dropout,
-        gamma,
-        noise,
-        rate_step,
-        residual,
-        tracker,
-        variables,
-    )
-elif _NAME == "tensorflow":
-    from keras_dropouts.backend.tensorflow import (
-        blocks,
-        consistency,
-        dropout,
-        gamma,
-        noise,
-        rate_step,
-        residual,
-        tracker,
-        variables,
-    )
-else:  # numpy / openvino: the `keras.ops` reference implementations
-    from keras_dropouts.backend.common import (
-        blocks,
-        consistency,
-        dropout,
-        gamma,
-        noise,
-        rate_step,
-        residual,
-        tracker,
-        variables,
-    )
+# The modules every backend package has (`common` re-exported where nothing differs).
+_MODULES = ("blocks", "consistency", "dropout", "gamma", "noise", "rate_step", "residual", "tracker", "variables")
+# numpy / openvino run the `keras.ops` reference implementations.
+_PACKAGE = _NAME if _NAME in ("jax", "tensorflow", "torch") else "common"
 
-__all__ = [
-    "IS_TORCH",
-    "blocks",
-    "consistency",
-    "dropout",
-    "gamma",
-    "noise",
-    "rate_step",
-    "residual",
-    "tracker",
-    "variables",
-]
+for _module in _MODULES:
+    globals()[_module] = importlib.import_module(f"keras_dropouts.backend.{_PACKAGE}.{_module}")
+del _module
+
+__all__ = ["IS_TORCH", *_MODULES]
