@@ -4,8 +4,9 @@
 a commit that does not descend from the plan's commit (`evidence_plan.check_runs`), judges
 the plan's claims as one family (paired t, Holm; `evidence_stats.judge`), the controls apart
 (one-sided paired t, not counted), applies the regime-check gates, and writes
-`<docs>/<prefix>.md`, `<docs>/<prefix>_runs.json.gz` (every run, to rebuild the report without
-training) and `<out>/results.json`. Its last line is `evidence_stats.summary_line`.
+`<docs>/<prefix>.md`, `<docs>/<prefix>_effects.png` (the effects figure),
+`<docs>/<prefix>_runs.json.gz` (every run, to rebuild the report without training) and
+`<out>/results.json`. Its last line is `evidence_stats.summary_line`.
 """
 
 import gzip
@@ -17,6 +18,7 @@ import numpy as np
 
 import evidence_plan as ep
 import evidence_stats as es
+from evidence_fmnist_figure import plot_effects
 
 # The plan's CPU budget for its primary profile (docs/evidence_plan.md, "CPU budget").
 BUDGET_MINUTES = {"fmnist-cpu": 30}
@@ -123,6 +125,7 @@ def build_markdown(plan, meta, anchor, claims, controls, setup, missing, prefix,
     budget = BUDGET_MINUTES.get(meta["profile"])
     if budget and meta.get("trained") and meta["wall_seconds"] > 60 * budget:
         lines.append(f"\n**Over the plan's CPU budget** of {budget} minutes on 2 cores.")
+    lines += ["", f"![Each claim's and control's paired effect with its 95% interval]({prefix}_effects.png)"]
     lines += ["", "## Claims (counted: paired t, n - 1 df, Holm across all of them)", "",
               "| # | claim (paper, where) | regime | metric | A | B | A − B | 95% CI | p | p (Holm) "
               "| p (perm.) | n | verdict |", "|" + "---|" * 13]
@@ -185,6 +188,8 @@ def report(runs, plan, meta, args):
     prefix = "evidence_" + meta["profile"].replace("-", "_")
     os.makedirs(args.docs, exist_ok=True)
     md = build_markdown(plan, meta, anchor, claims, controls, setup, missing, prefix, runs)
+    plot_effects(claims, controls, os.path.join(args.docs, f"{prefix}_effects.png"),
+                 title=f"plan {plan['hash']}, profile {meta['profile']}")
     with open(os.path.join(args.docs, f"{prefix}.md"), "w") as f:
         f.write(md)
     ordered = sorted(runs, key=lambda r: (r["regime"], r["seed"], r["method"]))

@@ -19,6 +19,7 @@ SCRIPT = ROOT / "examples" / "evidence.py"
 sys.path.insert(0, str(ROOT / "examples"))
 try:
     import evidence_fmnist
+    import evidence_fmnist_figure
     import evidence_plan
     import fashion_mnist
 finally:
@@ -92,7 +93,9 @@ def test_smoke_run_end_to_end(tmp_path):
     assert list(logs[("underfit", "early")]) == ["early_dropout_rate"]
     with gzip.open(out / "evidence_fmnist_smoke_runs.json.gz", "rt") as f:
         assert len(json.load(f)["runs"]) == len(runs)
+    assert (out / "evidence_fmnist_smoke_effects.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = (out / "evidence_fmnist_smoke.md").read_text()
+    assert "(evidence_fmnist_smoke_effects.png)" in md
     assert f"Plan `{plan['hash']}`" in md and md.strip().endswith(last)
 
     # The report rebuilds from the raw runs alone (no training, no runs folder).
@@ -110,3 +113,15 @@ def test_smoke_run_end_to_end(tmp_path):
                      env=env)
     assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "refused: 1 run(s) not made under plan" in proc.stdout
+
+
+def test_effects_figure_turns_each_row_to_the_papers_direction():
+    _oriented = evidence_fmnist_figure._oriented
+    acc = {"metric": "test_acc", "higher_is_better": True, "mean": 0.002, "ci": (-0.001, 0.005),
+           "diffs": [0.001, 0.003]}
+    loss = {"metric": "train_loss", "higher_is_better": False, "mean": -0.02, "ci": (-0.03, -0.01),
+            "diffs": [-0.01, -0.03]}
+    mean, lo, hi, diffs = _oriented(acc)
+    np.testing.assert_allclose([mean, lo, hi, *diffs], [0.2, -0.1, 0.5, 0.1, 0.3])
+    mean, lo, hi, diffs = _oriented(loss)  # lower is better: drawn as B - A, ends reordered
+    np.testing.assert_allclose([mean, lo, hi, *diffs], [0.02, 0.01, 0.03, 0.01, 0.03])
