@@ -7,6 +7,7 @@ paired differences): "reproduced" when the difference exceeds 2 SE in the claime
 "refuted" when it exceeds 2 SE the other way, "not resolved" otherwise.
 """
 
+import glob
 import json
 import math
 import os
@@ -888,7 +889,13 @@ def update_readme(readme="README.md", docs="docs"):
     with open(readme) as f:
         text = f.read()
     docs_rel = os.path.relpath(docs, os.path.dirname(os.path.abspath(readme)))
-    section = readme_section(docs, docs_rel)
+    if glob.glob(os.path.join(docs, "evidence_fmnist_*_runs.json.gz")):
+        # Plan version 2's runs supersede version 1's reports (which it links as history).
+        from evidence_fmnist_readme import readme_section as plan_v2_section
+
+        section = plan_v2_section(docs, docs_rel)
+    else:
+        section = readme_section(docs, docs_rel)
     new = replace_section(text, section)
     if new != text:
         with open(readme, "w") as f:

@@ -105,6 +105,18 @@ def test_smoke_run_end_to_end(tmp_path):
     assert proc.returncode == 0 and proc.stdout.strip().splitlines()[-1] == last, proc.stderr[-2000:]
     assert json.loads((rebuilt / "results.json").read_text())["claims"] == results["claims"]
 
+    # The README section: rebuilt from the raw runs, one column per profile, the last line.
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n<!-- evidence:start -->\nOLD\n<!-- evidence:end -->\ntail\n")
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--readme-only", "--readme", str(readme),
+                           "--docs", str(out)], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = readme.read_text()
+    assert "OLD" not in text and text.endswith("<!-- evidence:end -->\ntail\n")
+    assert "[fmnist-smoke](out/evidence_fmnist_smoke.md) (replication)" in text
+    assert len(re.findall(r"^\| C\d ", text, re.M)) == 7 and f"`{last}`" in text
+
     # A run made under another plan: the report refuses the whole folder.
     rows = (out / "runs.shard1.jsonl").read_text().splitlines()
     rows[0] = json.dumps(dict(json.loads(rows[0]), plan_hash="0123456789ab"))
