@@ -45,8 +45,8 @@ def _cell(row):
     lo, hi = row["ci"]
     effect = f"{_fmt_diff(row['metric'], row['mean'])} [{_fmt_diff(row['metric'], lo)}, " \
              f"{_fmt_diff(row['metric'], hi)}]"
-    verdict = row["verdict"]
-    return f"**{effect}** {verdict}" if verdict != es.NOT_RESOLVED else f"{effect} {verdict}"
+    verdict = row["verdict_text"].replace("**", "")
+    return f"**{effect}** {verdict}" if row["verdict"] != es.NOT_RESOLVED else f"{effect} {verdict}"
 
 
 def _device(meta):
@@ -90,7 +90,7 @@ def readme_section(docs="docs", link_dir="docs"):
                      + " | ".join(cells) + " |")
     controls = [", ".join(f"{c['id']} {'passed' if c['passed'] else 'failed'}" for c in ctl)
                 for *_, ctl in results]
-    lines.append("| controls and regime checks (not counted) | | " + " | ".join(controls) + " |")
+    lines.append("| controls (not counted; regime checks in the report) | | " + " | ".join(controls) + " |")
     history = [f"[{name}]({link_dir}/{path})" for name, path in HISTORY
                if os.path.exists(os.path.join(docs, path))]
     lines += ["", f"`{es.summary_line(results[0][2], plan['hash'])}`", ""]
