@@ -53,6 +53,10 @@ def stochastic_residual(x, branch, rate, seed=None, buckets=DEFAULT_BUCKETS, var
     Returns:
         A tensor of `x`'s shape and dtype.
 
+    Raises:
+        TypeError: if `x` is not floating point.
+        ValueError: for an `x` of rank 0, or a bad `branch`, `rate`, `seed` or `buckets`.
+
     Example:
     >>> mlp = keras.Sequential([keras.layers.Dense(16, "gelu"), keras.layers.Dense(8)])
     >>> x = keras.ops.ones((32, 10, 8))
