@@ -1,9 +1,10 @@
-"""Griffe extension for the API reference: the block layers' docstrings.
+"""Griffe extension for the API reference: docstrings filled from templates at import.
 
 DropBlock1D/2D/3D and ProbDropBlock1D/2D/3D set `__doc__` at import from templates
-(`keras_dropouts/layers/_docstrings.py`). mkdocstrings reads the source statically,
-without importing the package or Keras, so this extension loads that keras-free module
-by its path and gives each class the docstring it has at run time.
+(`keras_dropouts/layers/_docstrings.py`), and the block ops fill their argument
+descriptions from `keras_dropouts/ops/_docstrings.py`. mkdocstrings reads the source
+statically, without importing the package or Keras, so this extension loads those
+keras-free modules by their paths and gives each object the docstring it has at run time.
 """
 
 import importlib.util
@@ -12,25 +13,32 @@ from pathlib import Path
 
 import griffe
 
-SOURCE = Path(__file__).resolve().parents[2] / "keras_dropouts" / "layers" / "_docstrings.py"
+PACKAGE = Path(__file__).resolve().parents[2] / "keras_dropouts"
 
 
-def _templates():
-    spec = importlib.util.spec_from_file_location("_kd_layer_docstrings", SOURCE)
+def _load(relative):
+    name = "_kd_" + relative.replace("/", "_").removesuffix(".py")
+    spec = importlib.util.spec_from_file_location(name, PACKAGE / relative)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _set(obj, text):
+    obj = obj.final_target if obj.is_alias else obj
+    obj.docstring = griffe.Docstring(
+        inspect.cleandoc(text), parent=obj, parser="google",
+        parser_options={"warn_missing_types": False},
+    )
 
 
 class FilledDocstrings(griffe.Extension):
     def on_package(self, *, pkg, **kwargs):
         if pkg.name != "keras_dropouts":
             return
-        templates = _templates()
-        for name in templates.LAYERS:
-            cls = pkg["layers"][name]
-            cls = cls.final_target if cls.is_alias else cls
-            cls.docstring = griffe.Docstring(
-                inspect.cleandoc(templates.docstring(name)), parent=cls, parser="google",
-                parser_options={"warn_missing_types": False},
-            )
+        layers = _load("layers/_docstrings.py")
+        for name in layers.LAYERS:
+            _set(pkg["layers"][name], layers.docstring(name))
+        ops = _load("ops/_docstrings.py")
+        for path in ops.FILLED:
+            _set(pkg[path], ops.filled(pkg[path].docstring.value))

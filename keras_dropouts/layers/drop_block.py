@@ -14,6 +14,16 @@ class _BlockLayer(RateLayer):
 
     rank = None  # number of spatial axes
 
+    def __init_subclass__(cls, rank=None, **kwargs):
+        # A public layer of a family names its rank (`class DropBlock2D(_BlockLayer,
+        # rank=2)`); it gets its docstring from the family's template
+        # (`layers/_docstrings.py`) and is registered for `.keras` files.
+        super().__init_subclass__(**kwargs)
+        if rank is not None:
+            cls.rank = rank
+            cls.__doc__ = docstring(cls.__name__)
+            keras.saving.register_keras_serializable(package="keras_dropouts")(cls)
+
     def __init__(
         self,
         rate,
@@ -87,20 +97,13 @@ class _BlockLayer(RateLayer):
         return config
 
 
-@keras.saving.register_keras_serializable(package="keras_dropouts")
-class DropBlock1D(_BlockLayer):
-    rank = 1
+class DropBlock1D(_BlockLayer, rank=1):
+    ...
 
 
-@keras.saving.register_keras_serializable(package="keras_dropouts")
-class DropBlock2D(_BlockLayer):
-    rank = 2
+class DropBlock2D(_BlockLayer, rank=2):
+    ...
 
 
-@keras.saving.register_keras_serializable(package="keras_dropouts")
-class DropBlock3D(_BlockLayer):
-    rank = 3
-
-
-for _layer in (DropBlock1D, DropBlock2D, DropBlock3D):
-    _layer.__doc__ = docstring(_layer.__name__)
+class DropBlock3D(_BlockLayer, rank=3):
+    ...

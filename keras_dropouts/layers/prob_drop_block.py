@@ -1,25 +1,16 @@
 """ProbDropBlock1D / 2D / 3D layers (Zhao et al., ACML 2023)."""
 
-import keras
-
 from keras_dropouts import _checks
-from keras_dropouts.layers._docstrings import docstring
 from keras_dropouts.layers.drop_block import _BlockLayer
 from keras_dropouts.ops.prob_drop_block import _prob_drop_block
 
 
 class _ProbBlockLayer(_BlockLayer):
-    def __init__(
-        self,
-        rate,
-        block_size,
-        data_format=None,
-        seed=None,
-        per_channel=True,
-        inverse_salience=False,
-        gamma="exact",
-        **kwargs,
-    ):
+    """A block layer whose block centres follow salience (`inverse_salience` added to
+    `_BlockLayer`'s arguments, before `gamma`)."""
+
+    def __init__(self, rate, block_size, data_format=None, seed=None, per_channel=True,
+                 inverse_salience=False, gamma="exact", **kwargs):
         super().__init__(
             rate, block_size, data_format=data_format, seed=seed, per_channel=per_channel,
             gamma=gamma, **kwargs,
@@ -39,20 +30,13 @@ class _ProbBlockLayer(_BlockLayer):
         return config
 
 
-@keras.saving.register_keras_serializable(package="keras_dropouts")
-class ProbDropBlock1D(_ProbBlockLayer):
-    rank = 1
+class ProbDropBlock1D(_ProbBlockLayer, rank=1):
+    ...
 
 
-@keras.saving.register_keras_serializable(package="keras_dropouts")
-class ProbDropBlock2D(_ProbBlockLayer):
-    rank = 2
+class ProbDropBlock2D(_ProbBlockLayer, rank=2):
+    ...
 
 
-@keras.saving.register_keras_serializable(package="keras_dropouts")
-class ProbDropBlock3D(_ProbBlockLayer):
-    rank = 3
-
-
-for _layer in (ProbDropBlock1D, ProbDropBlock2D, ProbDropBlock3D):
-    _layer.__doc__ = docstring(_layer.__name__)
+class ProbDropBlock3D(_ProbBlockLayer, rank=3):
+    ...

@@ -1,9 +1,10 @@
 """DropBlock (Ghiasi et al. 2018) for 1D, 2D and 3D feature maps."""
 
 from keras_dropouts import backend
-from keras_dropouts.ops import _block_checks
+from keras_dropouts.ops import _block_checks, _docstrings
 
 
+@_docstrings.fill
 def drop_block(
     x,
     rate,
@@ -29,12 +30,7 @@ def drop_block(
     Args:
         x: Floating-point tensor of rank 3, 4 or 5: (batch, *spatial, channels)
             or, with `data_format="channels_first"`, (batch, channels, *spatial).
-        rate: The expected fraction of units dropped: a Python number in [0, 1]
-            (checked) or a scalar tensor (clipped to [0, 1]). Rate 1 drops every unit.
-        block_size: Positive int, or tuple with one per spatial axis.
-        seed: A `keras.random.SeedGenerator`, an int or None.
-        data_format: "channels_last" or "channels_first"; defaults to
-            `keras.config.image_data_format()`.
+        {block_args}
         per_channel: If True (the paper's Algorithm 1), every channel has its own
             mask; if False, one mask is shared by all channels (C times fewer
             random draws).

@@ -2,9 +2,10 @@
 
 from keras_dropouts import _checks
 from keras_dropouts import backend
-from keras_dropouts.ops import _block_checks
+from keras_dropouts.ops import _block_checks, _docstrings
 
 
+@_docstrings.fill
 def prob_drop_block(
     x,
     rate,
@@ -29,12 +30,7 @@ def prob_drop_block(
         x: Floating-point tensor of rank 3, 4 or 5: (batch, *spatial, channels)
             or, with `data_format="channels_first"`, (batch, channels, *spatial).
             For token sequences use (batch, steps, features).
-        rate: The expected fraction of units dropped: a Python number in [0, 1]
-            (checked) or a scalar tensor (clipped to [0, 1]). Rate 1 drops every unit.
-        block_size: Positive int, or tuple with one per spatial axis.
-        seed: A `keras.random.SeedGenerator`, an int or None.
-        data_format: "channels_last" or "channels_first"; defaults to
-            `keras.config.image_data_format()`.
+        {block_args}
         per_channel: One mask per channel (True) or one shared mask whose
             salience is the channel mean of `|x|` (False).
         inverse_salience: If True, prefer the least salient positions.

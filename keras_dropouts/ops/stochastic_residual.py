@@ -53,23 +53,32 @@ def stochastic_residual(x, branch, rate, seed=None, buckets=DEFAULT_BUCKETS, var
     Returns:
         A tensor of `x`'s shape and dtype.
 
+    Raises:
+        TypeError: if `x` is not floating point.
+        ValueError: for an `x` of rank 0, or a bad `branch`, `rate`, `seed` or `buckets`.
+
     Example:
     >>> mlp = keras.Sequential([keras.layers.Dense(16, "gelu"), keras.layers.Dense(8)])
     >>> x = keras.ops.ones((32, 10, 8))
     >>> y = stochastic_residual(x, mlp, 0.3, seed=1)
     """
+    x, rate, seed, buckets = _check_arguments(x, branch, rate, seed, buckets)
+    if variables is None:
+        variables = branch_variables(branch, x.shape)
+    if x.shape[0] == 0:  # static: an empty batch has nothing to compute
+        return x
+    return backend.residual.stochastic_residual(x, branch, rate, seed, buckets, list(variables))
+
+
+def _check_arguments(x, branch, rate, seed, buckets):
+    """`stochastic_residual`'s arguments, checked: `(x, rate, seed, buckets)`."""
     x = _checks.to_float_tensor(x, "x", "stochastic_residual")
     _checks.check_input_rank(x, "x", min_rank=1, layout="(batch first)", owner="stochastic_residual")
     if not callable(branch):
         raise _checks.invalid("branch", "a callable (a Keras layer or a function)", branch)
     rate = _checks.check_rate_or_tensor(rate)
     seed = _checks.check_seed_argument(seed)
-    buckets = check_buckets(buckets)
-    if variables is None:
-        variables = branch_variables(branch, x.shape)
-    if x.shape[0] == 0:  # static: an empty batch has nothing to compute
-        return x
-    return backend.residual.stochastic_residual(x, branch, rate, seed, buckets, list(variables))
+    return x, rate, seed, check_buckets(buckets)
 
 
 def check_buckets(buckets):

@@ -161,34 +161,58 @@ def insert_drop_block(model, rate, block_size, after, skip_connections=True, ver
     >>> new = insert_drop_block(model, 0.1, 3, after=stages_3_4)
     insert_drop_block: 9 DropBlock2D after, 9 DropBlock2D on skip connections
     """
-    check_model(model, "insert_drop_block")
-    rate = check_rate(rate, "rate")
-    _check_block_size(rate, block_size)
-    skip_connections = check_bool(skip_connections, "skip_connections")
-    verbose = check_bool(verbose, "verbose")
+    rate, skip_connections, verbose = _check_arguments(model, rate, block_size, skip_connections, verbose)
     select = _selector(after, model)
     made = []
 
     def make_rewrite(m):
         calls = _graph_calls_deep(m)
-        chosen = {id(op): op for op, _ in calls if isinstance(op, keras.layers.Layer) and select(op)}
-        if not chosen:
-            raise invalid("after", f"a choice of at least one layer of model {model.name!r}", after)
-        skips = {}
-        if skip_connections and not isinstance(m, keras.Sequential):
-            residuals = {id(r.op): r for r in Scan(m).every_residual()}
-            for call in calls:
-                if id(call[0]) in chosen:
-                    add = _closes(call, residuals)
-                    if add is not None:
-                        skips[id(add)] = (1 - residuals[id(add)].branch, f"{add.name}_skip_drop_block")
+        chosen = _chosen(calls, select, model, after)
+        skips = _skips(m, calls, chosen) if skip_connections else {}
         made.append(_InsertDropBlock(rate, block_size, set(chosen), skips))
         return made[-1]
 
     new = copy_rewired(model, make_rewrite)
-    rewrite = made[-1]
     if verbose:
-        # "after" before "on skip connections", as the docstring's example reads.
-        counts = sorted(rewrite.counts.items(), key=lambda item: "skip" in item[0])
-        report("insert_drop_block", [f"{n} {label}" for label, n in counts])
+        report("insert_drop_block", _report_parts(made[-1]))
     return new
+
+
+def _check_arguments(model, rate, block_size, skip_connections, verbose):
+    """`insert_drop_block`'s arguments but `after`, checked: `(rate, skip_connections,
+    verbose)`."""
+    check_model(model, "insert_drop_block")
+    rate = check_rate(rate, "rate")
+    _check_block_size(rate, block_size)
+    return rate, check_bool(skip_connections, "skip_connections"), check_bool(verbose, "verbose")
+
+
+def _chosen(calls, select, model, after):
+    """`id(layer) -> layer` for the layers among `calls` that `select` chooses; a
+    `ValueError` naming `after` if none is."""
+    chosen = {id(op): op for op, _ in calls if isinstance(op, keras.layers.Layer) and select(op)}
+    if not chosen:
+        raise invalid("after", f"a choice of at least one layer of model {model.name!r}", after)
+    return chosen
+
+
+def _skips(model, calls, chosen):
+    """`id(addition) -> (shortcut index, name)` for each residual addition of `model`
+    that a chosen layer closes (none in a Sequential model)."""
+    if isinstance(model, keras.Sequential):
+        return {}
+    residuals = {id(r.op): r for r in Scan(model).every_residual()}
+    skips = {}
+    for call in calls:
+        if id(call[0]) in chosen:
+            add = _closes(call, residuals)
+            if add is not None:
+                skips[id(add)] = (1 - residuals[id(add)].branch, f"{add.name}_skip_drop_block")
+    return skips
+
+
+def _report_parts(rewrite):
+    """The parts of the `verbose=True` line, one per kind of DropBlock inserted: "after"
+    before "on skip connections", as the docstring's example reads."""
+    counts = sorted(rewrite.counts.items(), key=lambda item: "skip" in item[0])
+    return [f"{n} {label}" for label, n in counts]

@@ -76,20 +76,12 @@ def insert_drop_path(model, rate, depth_rule="linear", verbose=True):
     >>> new = insert_drop_path(model, 0.1)
     insert_drop_path: 16 DropPath on 16 residual Add (linear, rates 0.00625 to 0.1)
     """
-    check_model(model, "insert_drop_path")
-    rate = check_rate(rate, "rate")
-    depth_rule = check_choice(depth_rule, "depth_rule", DEPTH_RULES)
-    verbose = check_bool(verbose, "verbose")
-    if isinstance(model, keras.Sequential):
-        raise ValueError(
-            f"insert_drop_path needs a functional model; {model.name!r} is Sequential (a "
-            "Sequential model has no residual addition)."
-        )
+    rate, depth_rule, verbose = _check_arguments(model, rate, depth_rule, verbose)
     scan = Scan(model)
     if not scan.residuals:
         raise _no_residual(model, scan)
-    n = len(scan.residuals)
-    factors = depth_factors(n, depth_rule, stages=[tuple(r.shortcut.shape) for r in scan.residuals])
+    stages = [tuple(r.shortcut.shape) for r in scan.residuals]
+    factors = depth_factors(len(scan.residuals), depth_rule, stages=stages)
 
     def make_rewrite(m):
         residuals = scan.residuals if m is model else Scan(m).residuals
@@ -99,18 +91,38 @@ def insert_drop_path(model, rate, depth_rule="linear", verbose=True):
 
     new = copy_rewired(model, make_rewrite)
     if verbose:
-        kinds = {}
-        for r in scan.residuals:
-            kinds[r.kind] = kinds.get(r.kind, 0) + 1
-        label = {"Add": "residual Add", "+": "residual `+`"}
-        parts = [f"{c} DropPath on {c} {label[k]}" for k, c in kinds.items()]
-        parts[-1] += f" ({depth_rule}, rates {rate * min(factors):.4g} to {rate * max(factors):.4g})"
-        if scan.with_drop_path:
-            parts.append(f"{len(scan.with_drop_path)} with a drop path already")
-        if scan.skipped:
-            parts.append(f"{scan.skipped} other additions skipped")
-        report("insert_drop_path", parts)
+        report("insert_drop_path", _report_parts(scan, depth_rule, rate, factors))
     return new
+
+
+def _check_arguments(model, rate, depth_rule, verbose):
+    """`insert_drop_path`'s arguments, checked: `(rate, depth_rule, verbose)`."""
+    check_model(model, "insert_drop_path")
+    rate = check_rate(rate, "rate")
+    depth_rule = check_choice(depth_rule, "depth_rule", DEPTH_RULES)
+    verbose = check_bool(verbose, "verbose")
+    if isinstance(model, keras.Sequential):
+        raise ValueError(
+            f"insert_drop_path needs a functional model; {model.name!r} is Sequential (a "
+            "Sequential model has no residual addition)."
+        )
+    return rate, depth_rule, verbose
+
+
+def _report_parts(scan, depth_rule, rate, factors):
+    """The parts of the `verbose=True` line: inserted layers by kind of addition (the
+    last with the rule and the range of rates), then what was left alone."""
+    kinds = {}
+    for r in scan.residuals:
+        kinds[r.kind] = kinds.get(r.kind, 0) + 1
+    label = {"Add": "residual Add", "+": "residual `+`"}
+    parts = [f"{c} DropPath on {c} {label[k]}" for k, c in kinds.items()]
+    parts[-1] += f" ({depth_rule}, rates {rate * min(factors):.4g} to {rate * max(factors):.4g})"
+    if scan.with_drop_path:
+        parts.append(f"{len(scan.with_drop_path)} with a drop path already")
+    if scan.skipped:
+        parts.append(f"{scan.skipped} other additions skipped")
+    return parts
 
 
 def _no_residual(model, scan):

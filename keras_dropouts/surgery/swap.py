@@ -66,28 +66,44 @@ def swap_dropout(model, verbose=True):
     check_model(model, "swap_dropout")
     verbose = check_bool(verbose, "verbose")
     converter = Converter()
-    graph = graph_layers(model)
-    if any(converter.converts(layer) for layer in graph):
-        new = copy_rewired(model, lambda m: _Swap(converter.reset()))
-    else:
-        for layer in graph:  # nothing to convert: this only names foreign layers kept
-            converter.convert(layer)
-        new = fresh_copy(model)
+    new = _copy_graph(model, converter)
     swaps = swap_attributes(new, converter.convert)
     if swaps:
         new = keep_swaps(new, swaps)
+    _warn_kept(converter)
+    if verbose:
+        report("swap_dropout", _report_parts(converter, swaps))
+    return new
+
+
+def _copy_graph(model, converter):
+    """A copy of `model` with its graph's layers converted by `converter` (a plain copy
+    where there is nothing to convert)."""
+    graph = graph_layers(model)
+    if any(converter.converts(layer) for layer in graph):
+        return copy_rewired(model, lambda m: _Swap(converter.reset()))
+    for layer in graph:  # nothing to convert: this only names foreign layers kept
+        converter.convert(layer)
+    return fresh_copy(model)
+
+
+def _warn_kept(converter):
+    """Names the foreign layers kept as they are in one warning (attributed to the caller
+    of `swap_dropout`)."""
     if converter.kept:
         warnings.warn(
             "swap_dropout kept layers whose drop path is not DropPath's (per-sample, "
             "rescaled by 1/keep): " + "; ".join(converter.kept),
-            stacklevel=2,
+            stacklevel=3,
         )
-    if verbose:
-        parts = [f"{n} {src} -> {dst}" for (src, dst), n in converter.counts.items()]
-        if swaps:
-            parts.append(f"{len(swaps)} of them inside subclassed layers")
-        if converter.kept:
-            parts.append(f"{len(converter.kept)} kept (different semantics)")
-        report("swap_dropout", parts)
-    return new
 
+
+def _report_parts(converter, swaps):
+    """The parts of the `verbose=True` line: each kind of conversion, then how many were
+    attributes of subclassed layers and how many foreign layers were kept."""
+    parts = [f"{n} {src} -> {dst}" for (src, dst), n in converter.counts.items()]
+    if swaps:
+        parts.append(f"{len(swaps)} of them inside subclassed layers")
+    if converter.kept:
+        parts.append(f"{len(converter.kept)} kept (different semantics)")
+    return parts
