@@ -9,7 +9,7 @@ from keras_dropouts import backend
 DEFAULT_BUCKETS = 8
 
 
-def stochastic_residual(x, branch, rate, seed=None, buckets=DEFAULT_BUCKETS, variables=None):
+def stochastic_residual(x, branch, rate, seed=None, buckets=DEFAULT_BUCKETS, variables=None, shortcut=None):
     """`x + drop_path(branch(x))`, with `branch` evaluated only on a subset of the batch.
 
     The expected output equals the residual block's, `x + branch(x)`, and each
@@ -33,6 +33,10 @@ def stochastic_residual(x, branch, rate, seed=None, buckets=DEFAULT_BUCKETS, var
     Rate 0 is exactly `x + branch(x)` (the whole batch, no gather, scale 1); rate 1
     is exactly `x` (the branch does not run).
 
+    With `shortcut`, the result is `shortcut + drop_path(branch(x))`: a block whose
+    shortcut is a projection of its input (ResNet's first block of a stage, `proj(x) +
+    f(x)`); the projection runs on the whole batch, outside this function.
+
     A branch must treat samples independently for the output to be the masked
     residual block's: a branch with batch statistics (BatchNorm in training) sees
     only the subset, and its statistics (and moving averages) are the subset's;
@@ -49,9 +53,11 @@ def stochastic_residual(x, branch, rate, seed=None, buckets=DEFAULT_BUCKETS, var
             traces the branch once; compile time grows with it).
         variables: The variables `branch` may write (defaults to `branch.variables`
             for a Keras layer): on JAX their writes are carried out of the switch.
+        shortcut: Optional floating-point tensor with `x`'s batch size and the
+            branch output's shape, added instead of `x`.
 
     Returns:
-        A tensor of `x`'s shape and dtype.
+        A tensor of the shortcut's (`x`'s) shape and dtype.
 
     Example:
     >>> mlp = keras.Sequential([keras.layers.Dense(16, "gelu"), keras.layers.Dense(8)])
@@ -65,11 +71,25 @@ def stochastic_residual(x, branch, rate, seed=None, buckets=DEFAULT_BUCKETS, var
     rate = _checks.check_rate_or_tensor(rate)
     seed = _checks.check_seed_argument(seed)
     buckets = check_buckets(buckets)
+    shortcut = None if shortcut is None else check_shortcut(shortcut, x)
     if variables is None:
         variables = branch_variables(branch, x.shape)
     if x.shape[0] == 0:  # static: an empty batch has nothing to compute
-        return x
-    return backend.residual.stochastic_residual(x, branch, rate, seed, buckets, list(variables))
+        return x if shortcut is None else shortcut
+    return backend.residual.stochastic_residual(x, branch, rate, seed, buckets, list(variables), shortcut=shortcut)
+
+
+def check_shortcut(shortcut, x):
+    """A floating tensor, batch first, with `x`'s (static) batch size."""
+    shortcut = _checks.to_float_tensor(shortcut, "shortcut", "stochastic_residual")
+    _checks.check_input_rank(shortcut, "shortcut", min_rank=1, layout="(batch first)", owner="stochastic_residual")
+    a, b = shortcut.shape[0], x.shape[0]
+    if a is not None and b is not None and a != b:
+        raise ValueError(
+            "Invalid value received for argument `shortcut`. Expected a tensor with the batch size "
+            f"of `x` ({b}). Received: shortcut.shape={tuple(shortcut.shape)}"
+        )
+    return shortcut
 
 
 def check_buckets(buckets):

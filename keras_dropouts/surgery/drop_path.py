@@ -4,11 +4,13 @@ import keras
 
 from keras_dropouts._checks import check_bool, check_choice, check_rate
 from keras_dropouts.layers.drop_path import DropPath
+from keras_dropouts.ops.stochastic_residual import DEFAULT_BUCKETS, check_buckets
 from keras_dropouts.schedules import DEPTH_RULES, depth_factors
 from keras_dropouts.surgery._common import check_model, report
 from keras_dropouts.surgery._copy import Rewrite, copy_rewired
 from keras_dropouts.surgery._opaque import named, own_drop_paths, subclassed_blocks
 from keras_dropouts.surgery._residual import Scan, producer
+from keras_dropouts.surgery.residual_branch import StochasticResiduals
 
 
 class _InsertDropPath(Rewrite):
@@ -34,7 +36,7 @@ def _drop(rate, name, like, x):
     return DropPath(rate, name=name, dtype=getattr(like, "dtype_policy", None))(x)
 
 
-def insert_drop_path(model, rate, depth_rule="linear", verbose=True):
+def insert_drop_path(model, rate, depth_rule="linear", verbose=True, skip_compute=False, buckets=DEFAULT_BUCKETS):
     """Returns a copy of a functional `model` with stochastic depth on its residual blocks.
 
     Every residual addition of the graph, a two-input `keras.layers.Add` or an `x + y`
@@ -62,6 +64,12 @@ def insert_drop_path(model, rate, depth_rule="linear", verbose=True):
             paper: `rate * (i + 1) / n`) or `"stagewise"` (stage `k` of `S` gets
             `rate * (k + 1) / S`; a stage: consecutive blocks with one shortcut shape).
         verbose: Print one line with the number of layers inserted and their rates.
+        skip_compute: With True, each block whose branch can be cut out of the graph
+            becomes one `StochasticResidual` named after its add, wrapping a copy of the
+            branch (`f"{add.name}_branch"`), so the branch runs only on the kept samples
+            (see `keras_dropouts.surgery.residual_branch`); the other blocks get a
+            `DropPath`, counted with the reason in the verbose line.
+        buckets: Int >= 1, the `StochasticResidual` layers' `buckets`.
 
     Returns:
         A new, uncompiled functional `keras.Model`.
@@ -80,6 +88,8 @@ def insert_drop_path(model, rate, depth_rule="linear", verbose=True):
     rate = check_rate(rate, "rate")
     depth_rule = check_choice(depth_rule, "depth_rule", DEPTH_RULES)
     verbose = check_bool(verbose, "verbose")
+    buckets = check_buckets(buckets)
+    branches = StochasticResiduals(buckets) if check_bool(skip_compute, "skip_compute") else None
     if isinstance(model, keras.Sequential):
         raise ValueError(
             f"insert_drop_path needs a functional model; {model.name!r} is Sequential (a "
@@ -93,9 +103,9 @@ def insert_drop_path(model, rate, depth_rule="linear", verbose=True):
 
     def make_rewrite(m):
         residuals = scan.residuals if m is model else Scan(m).residuals
-        return _InsertDropPath(
-            {id(r.op): (r.branch, rate * f, f"{r.op.name}_drop_path") for r, f in zip(residuals, factors)}
-        )
+        plan = {id(r.op): (r.branch, rate * f, f"{r.op.name}_drop_path") for r, f in zip(residuals, factors)}
+        rewrite = _InsertDropPath(plan)
+        return branches.wrap(rewrite, plan, m, residuals) if branches else rewrite
 
     new = copy_rewired(model, make_rewrite)
     if verbose:
@@ -104,6 +114,8 @@ def insert_drop_path(model, rate, depth_rule="linear", verbose=True):
             kinds[r.kind] = kinds.get(r.kind, 0) + 1
         label = {"Add": "residual Add", "+": "residual `+`"}
         parts = [f"{c} DropPath on {c} {label[k]}" for k, c in kinds.items()]
+        if branches:
+            parts = branches.parts(label)
         parts[-1] += f" ({depth_rule}, rates {rate * min(factors):.4g} to {rate * max(factors):.4g})"
         if scan.with_drop_path:
             parts.append(f"{len(scan.with_drop_path)} with a drop path already")

@@ -46,70 +46,78 @@ def _scaled(out, scale, dtype):
     return ops.cast(ops.cast(out, dropout.compute_dtype(dtype)) * scale, dtype)
 
 
-def bucket_fns(x, branch, sizes, batch, perm, inverse):
-    """One function per bucket: `x -> x + scattered(branch(subset) * B / s)`."""
-    dtype = keras.backend.standardize_dtype(x.dtype)
+def bucket_fns(s, branch, sizes, batch, perm, inverse):
+    """One function of `(shortcut, x)` per bucket:
+    `shortcut + scattered(branch(x's subset) * B / size)`; `s` gives the dtype."""
+    dtype = keras.backend.standardize_dtype(s.dtype)
 
-    def shortcut(x):
-        return x
+    def shortcut(s, x):
+        return s
 
-    def full(x):
-        return ops.add(x, ops.cast(branch(x), dtype))
+    def full(s, x):
+        return ops.add(s, ops.cast(branch(x), dtype))
 
     def subset(size):
-        def run(x):
+        def run(s, x):
             out = branch(ops.take(x, perm[:size], axis=0))
             out = _scaled(out, batch / size, dtype)
             pad = ops.zeros((batch - size,) + tuple(ops.shape(out)[1:]), dtype)
-            return ops.add(x, ops.take(ops.concatenate([out, pad], axis=0), inverse, axis=0))
+            return ops.add(s, ops.take(ops.concatenate([out, pad], axis=0), inverse, axis=0))
 
         return run
 
-    middle = [subset(s) for s in sizes[1:-1]]
+    middle = [subset(size) for size in sizes[1:-1]]
     return [shortcut, *middle, full]
 
 
-def switch(index, fns, x, variables):
-    """`keras.ops.switch(index, fns, x)`; `variables` (the branch's state) are only
-    needed where a backend must carry their writes out of the switch itself (JAX)."""
+def switch(index, fns, operands, variables):
+    """`keras.ops.switch(index, fns, *operands)`; `variables` (the branch's state) are
+    only needed where a backend must carry their writes out of the switch itself (JAX)."""
     del variables
-    return ops.switch(index, fns, x)
+    return ops.switch(index, fns, *operands)
 
 
-def stochastic_residual(x, branch, rate, seed, buckets, variables=(), uniform=noise.uniform, switch=switch):
+def stochastic_residual(
+    x, branch, rate, seed, buckets, variables=(), uniform=noise.uniform, switch=switch, shortcut=None
+):
     """The compute-skipping residual on checked arguments.
 
     Args:
-        x: A floating tensor, batch first (batch >= 1).
-        branch: Callable `x -> tensor of x's shape`, applied to a batch subset.
+        x: A floating tensor, batch first (batch >= 1): the branch's input.
+        branch: Callable `x -> tensor of the shortcut's shape`, applied to a batch subset.
         rate: A checked Python float or a scalar tensor / variable.
         seed: A `keras.random.SeedGenerator`, an int or None.
         buckets: Int >= 1, the number of subset sizes above 0.
         variables: The branch's variables (JAX carries their writes out of the switch).
         uniform: The backend's noise draw; switch: the backend's `switch`.
+        shortcut: The tensor the branch is added to (None: `x` itself); a projection
+            shortcut of a block whose branch and shortcut both start from `x`.
 
     Returns:
-        A tensor of `x`'s shape and dtype.
+        A tensor of the shortcut's shape and dtype.
 
     A batch whose size is unknown at trace time (TensorFlow retraces a last partial
     batch with an unknown size, and XLA cannot compile the subset sizes then) runs
     `masked`: the whole branch, then per-sample `drop_path`.
     """
+    s = x if shortcut is None else shortcut
     batch = ops.shape(x)[0]
     rate = ops.cast(dropout.rate_tensor(rate), "float32")
     if not isinstance(batch, int):
-        return masked(x, branch, rate, seed, uniform)
+        return masked(x, branch, rate, seed, uniform, s)
     sizes = bucket_sizes(batch, buckets)
     draw = uniform((batch + 1,), seed)
     perm = ops.argsort(draw[:batch])
     inverse = ops.argsort(perm)
     index = bucket_index(sizes, batch, rate, draw[batch])
-    return switch(index, bucket_fns(x, branch, sizes, batch, perm, inverse), x, variables)
+    return switch(index, bucket_fns(s, branch, sizes, batch, perm, inverse), (s, x), variables)
 
 
-def masked(x, branch, rate, seed, uniform=noise.uniform):
-    """`x + drop_path(branch(x))` computed for the whole batch (per-sample draws)."""
-    out = ops.cast(branch(x), x.dtype)
-    shape = (ops.shape(x)[0],) + (1,) * (len(x.shape) - 1)
+def masked(x, branch, rate, seed, uniform=noise.uniform, shortcut=None):
+    """`shortcut + drop_path(branch(x))` computed for the whole batch (per-sample
+    draws); the shortcut is `x` by default."""
+    s = x if shortcut is None else shortcut
+    out = ops.cast(branch(x), s.dtype)
+    shape = (ops.shape(x)[0],) + (1,) * (len(out.shape) - 1)
     keep = uniform(shape, seed) >= rate
-    return ops.add(x, dropout.scale_kept(out, keep, dropout.keep_scale(rate)))
+    return ops.add(s, dropout.scale_kept(out, keep, dropout.keep_scale(rate)))

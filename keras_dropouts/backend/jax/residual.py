@@ -14,28 +14,28 @@ from keras_dropouts.backend.common import residual as common
 from keras_dropouts.backend.jax import noise
 
 
-def switch(index, fns, x, variables):
+def switch(index, fns, operands, variables):
     """`common.switch` with the writes of `variables` carried out of the switch."""
     variables = list(variables)
     if not variables:
-        return common.switch(index, fns, x, variables)
+        return common.switch(index, fns, operands, variables)
     values = [v.value for v in variables]
 
     def scoped(fn):
-        def run(x, values):
+        def run(operands, values):
             with keras.StatelessScope(state_mapping=list(zip(variables, values))) as scope:
-                y = fn(x)
+                y = fn(*operands)
             return y, [scope.get_current_value(v) for v in variables]
 
         return run
 
-    y, ends = jax.lax.switch(index, [scoped(fn) for fn in fns], x, values)
+    y, ends = jax.lax.switch(index, [scoped(fn) for fn in fns], tuple(operands), values)
     for v, end in zip(variables, ends):
         if not v.trainable:  # the forward pass writes only state
             v.assign(end)
     return y
 
 
-def stochastic_residual(x, branch, rate, seed, buckets, variables=()):
+def stochastic_residual(x, branch, rate, seed, buckets, variables=(), shortcut=None):
     """`common.stochastic_residual` with JAX's noise and `switch` (arguments: common's)."""
-    return common.stochastic_residual(x, branch, rate, seed, buckets, variables, noise.uniform, switch)
+    return common.stochastic_residual(x, branch, rate, seed, buckets, variables, noise.uniform, switch, shortcut)
