@@ -13,6 +13,12 @@ else bucket `j`, then a uniformly random subset of that size, scaled by `B / s`.
 Every sample is then kept with probability exactly `1 - rate`, and given the bucket
 the subset's scaled sum is unbiased, so `E[y] = x + branch(x)` for any bucket set;
 the expected compute is `B (1 - rate)` samples however coarse the buckets are.
+
+Data parallelism (`shards` > 1, JAX's `DataParallel`): the batch is split into its
+`shards` device shards, `(shards, B / shards, ...)`, and each shard keeps its own
+subset of one common size (the bucket of `B / shards`), so rows are gathered and
+scattered back within a shard and never cross devices. The same two facts hold per
+shard: each sample is kept with probability `1 - rate`, scaled by `(B / shards) / s`.
 """
 
 import keras
@@ -46,9 +52,36 @@ def _scaled(out, scale, dtype):
     return ops.cast(ops.cast(out, dropout.compute_dtype(dtype)) * scale, dtype)
 
 
-def bucket_fns(s, branch, sizes, batch, perm, inverse):
+def _gather(x, perm, size):
+    """The rows `perm[:, :size]` of each shard of `x` (perm: (shards, B / shards)),
+    as one batch `(shards * size, ...)`; with one shard, a plain `take`."""
+    shards, per = ops.shape(perm)
+    if shards == 1:
+        return ops.take(x, perm[0, :size], axis=0)
+    tail = tuple(x.shape[1:])
+    rows = ops.reshape(perm[:, :size], (shards, size) + (1,) * len(tail))
+    picked = ops.take_along_axis(ops.reshape(x, (shards, per) + tail), rows, axis=1)
+    return ops.reshape(picked, (shards * size,) + tail)
+
+
+def _scatter(out, inverse, size):
+    """`out` (`(shards * size, ...)`, shard-major) back in batch order, zeros for the
+    rows not kept (inverse: (shards, B / shards), the inverse permutations)."""
+    shards, per = ops.shape(inverse)
+    tail = tuple(out.shape[1:])
+    out = ops.reshape(out, (shards, size) + tail)
+    pad = ops.zeros((shards, per - size) + tail, out.dtype)
+    full = ops.concatenate([out, pad], axis=1)
+    if shards == 1:
+        return ops.take(full[0], inverse[0], axis=0)
+    rows = ops.reshape(inverse, (shards, per) + (1,) * len(tail))
+    return ops.reshape(ops.take_along_axis(full, rows, axis=1), (shards * per,) + tail)
+
+
+def bucket_fns(s, branch, sizes, per, perm, inverse):
     """One function of `(shortcut, x)` per bucket:
-    `shortcut + scattered(branch(x's subset) * B / size)`; `s` gives the dtype."""
+    `shortcut + scattered(branch(each shard's subset) * per / size)`, `per` the shard
+    size (the batch with one shard); `s` gives the dtype."""
     dtype = keras.backend.standardize_dtype(s.dtype)
 
     def shortcut(s, x):
@@ -59,10 +92,8 @@ def bucket_fns(s, branch, sizes, batch, perm, inverse):
 
     def subset(size):
         def run(s, x):
-            out = branch(ops.take(x, perm[:size], axis=0))
-            out = _scaled(out, batch / size, dtype)
-            pad = ops.zeros((batch - size,) + tuple(ops.shape(out)[1:]), dtype)
-            return ops.add(s, ops.take(ops.concatenate([out, pad], axis=0), inverse, axis=0))
+            out = _scaled(branch(_gather(x, perm, size)), per / size, dtype)
+            return ops.add(s, _scatter(out, inverse, size))
 
         return run
 
@@ -78,7 +109,7 @@ def switch(index, fns, operands, variables):
 
 
 def stochastic_residual(
-    x, branch, rate, seed, buckets, variables=(), uniform=noise.uniform, switch=switch, shortcut=None
+    x, branch, rate, seed, buckets, variables=(), uniform=noise.uniform, switch=switch, shortcut=None, shards=1
 ):
     """The compute-skipping residual on checked arguments.
 
@@ -92,6 +123,8 @@ def stochastic_residual(
         uniform: The backend's noise draw; switch: the backend's `switch`.
         shortcut: The tensor the branch is added to (None: `x` itself); a projection
             shortcut of a block whose branch and shortcut both start from `x`.
+        shards: The number of data-parallel batch shards (each draws its own subset;
+            1 where the batch does not split evenly).
 
     Returns:
         A tensor of the shortcut's shape and dtype.
@@ -105,12 +138,25 @@ def stochastic_residual(
     rate = ops.cast(dropout.rate_tensor(rate), "float32")
     if not isinstance(batch, int):
         return masked(x, branch, rate, seed, uniform, s)
-    sizes = bucket_sizes(batch, buckets)
-    draw = uniform((batch + 1,), seed)
-    perm = ops.argsort(draw[:batch])
-    inverse = ops.argsort(perm)
-    index = bucket_index(sizes, batch, rate, draw[batch])
-    return switch(index, bucket_fns(s, branch, sizes, batch, perm, inverse), (s, x), variables)
+    shards = shards if shards > 1 and batch % shards == 0 else 1
+    per = batch // shards
+    sizes = bucket_sizes(per, buckets)
+    noise, u = _draws(batch, shards, seed, uniform)
+    perm = ops.argsort(noise, axis=-1)
+    inverse = ops.argsort(perm, axis=-1)
+    index = bucket_index(sizes, per, rate, u)
+    return switch(index, bucket_fns(s, branch, sizes, per, perm, inverse), (s, x), variables)
+
+
+def _draws(batch, shards, seed, uniform):
+    """`(shards, batch / shards)` uniforms ranking each shard's samples, and the one
+    uniform that rounds the subset size. With shards, two draws: a slice of one draw
+    would cut across the shards (moving data between devices), and the size draw stays
+    replicated; its element `batch` is not one of the ranking draw's."""
+    if shards == 1:
+        draw = uniform((batch + 1,), seed)
+        return ops.reshape(draw[:batch], (1, batch)), draw[batch]
+    return uniform((shards, batch // shards), seed), uniform((batch + 1,), seed)[batch]
 
 
 def masked(x, branch, rate, seed, uniform=noise.uniform, shortcut=None):

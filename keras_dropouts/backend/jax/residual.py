@@ -5,6 +5,9 @@
 leave that trace. Each bucket therefore runs in its own `keras.StatelessScope` fed
 with the variables' current values, returns the values they end with, and the
 writes are made after the switch.
+
+Under a distribution (`keras.distribution.DataParallel`) each batch shard draws its
+own subset, so the gathers stay on their device (`common`'s `shards`).
 """
 
 import jax
@@ -36,6 +39,20 @@ def switch(index, fns, operands, variables):
     return y
 
 
+def batch_shards():
+    """How many shards the active distribution splits the batch into (its device mesh's
+    size along the batch axis: `DataParallel`, `ModelParallel`), 1 without one."""
+    distribution = keras.distribution.distribution()
+    name = getattr(distribution, "batch_dim_name", None)
+    if name is None:
+        return 1
+    mesh = distribution.device_mesh
+    return dict(zip(mesh.axis_names, mesh.shape)).get(name, 1)
+
+
 def stochastic_residual(x, branch, rate, seed, buckets, variables=(), shortcut=None):
-    """`common.stochastic_residual` with JAX's noise and `switch` (arguments: common's)."""
-    return common.stochastic_residual(x, branch, rate, seed, buckets, variables, noise.uniform, switch, shortcut)
+    """`common.stochastic_residual` with JAX's noise and `switch`, a subset per batch
+    shard under a distribution (arguments: common's)."""
+    return common.stochastic_residual(
+        x, branch, rate, seed, buckets, variables, noise.uniform, switch, shortcut, batch_shards()
+    )
