@@ -24,23 +24,15 @@ def stochastic_residual(x, branch, rate, seed=None, buckets=DEFAULT_BUCKETS, var
     sizes around `B * (1 - rate)`; the subset's branch outputs are scaled by
     `B / size`. Each sample is then kept with probability exactly `1 - rate`, and
     the output is unbiased whatever the buckets, with an expected `B * (1 - rate)`
-    samples computed however coarse they are. (Bernoulli draws fitted into the
-    smallest bucket that holds the kept samples would pay for the padding up to
-    that bucket and for the binomial tail, and would feed padding samples to a
-    branch with batch statistics.) Unlike `drop_path` the kept count is not
-    binomial: draws of different samples are slightly negatively correlated.
+    samples computed however coarse they are (docs/architecture.md says why not
+    Bernoulli draws). Unlike `drop_path` the kept count is not binomial. Under JAX
+    data parallelism each batch shard draws its own subset (no rows cross devices).
 
     Rate 0 is exactly `x + branch(x)` (the whole batch, no gather, scale 1); rate 1
     is exactly `x` (the branch does not run).
 
-    With `shortcut`, the result is `shortcut + drop_path(branch(x))`: a block whose
-    shortcut is a projection of its input (ResNet's first block of a stage, `proj(x) +
-    f(x)`); the projection runs on the whole batch, outside this function.
-
-    A branch must treat samples independently for the output to be the masked
-    residual block's: a branch with batch statistics (BatchNorm in training) sees
-    only the subset, and its statistics (and moving averages) are the subset's;
-    with the shortcut-only bucket it is not called at all.
+    A branch with batch statistics (BatchNorm in training) sees only the subset, and
+    its statistics and moving averages are the subset's (none in a shortcut-only step).
 
     Args:
         x: Floating-point tensor, batch first; the result has its dtype.
@@ -53,8 +45,8 @@ def stochastic_residual(x, branch, rate, seed=None, buckets=DEFAULT_BUCKETS, var
             traces the branch once; compile time grows with it).
         variables: The variables `branch` may write (defaults to `branch.variables`
             for a Keras layer): on JAX their writes are carried out of the switch.
-        shortcut: Optional floating-point tensor with `x`'s batch size and the
-            branch output's shape, added instead of `x`.
+        shortcut: Optional tensor added instead of `x` (`x`'s batch size, the branch
+            output's shape): a projection shortcut, `proj(x) + drop_path(branch(x))`.
 
     Returns:
         A tensor of the shortcut's (`x`'s) shape and dtype.
