@@ -281,3 +281,28 @@ def test_last_partial_batch_trains():
     assert np.isfinite(losses).all() and min(losses) > 0
     layer.rate = 1.0
     assert model.fit(x, y, batch_size=8, epochs=1, verbose=0).history["loss"] == [0.0]
+
+
+def test_projection_shortcut_pair():
+    """`[shortcut, x]`: `shortcut + drop_path(branch(x))`, the branch changing the width
+    (8 -> 5); the subset is drawn from `x` and lands on the shortcut's rows."""
+    batch = 8
+    x = np.random.rand(batch, 8).astype("float32")
+    shortcut = np.random.rand(batch, 5).astype("float32")
+    mlp = _mlp(5)
+    branch = to_np(mlp(x))
+    layer = kd.layers.StochasticResidual(mlp, 0.0, buckets=4, seed=2)
+    np.testing.assert_array_equal(to_np(layer([shortcut, x], training=True)), shortcut + branch)
+    np.testing.assert_array_equal(to_np(layer([shortcut, x], training=False)), shortcut + branch)
+    layer.rate = 1.0
+    np.testing.assert_array_equal(to_np(layer([shortcut, x], training=True)), shortcut)
+    # Rate 0.5 (4 of 8 kept, scaled by 2): each row is the shortcut, or shortcut + 2 branch.
+    y = to_np(kd.ops.stochastic_residual(x, mlp, 0.5, seed=3, buckets=4, shortcut=shortcut))
+    kept = np.abs(y - shortcut).max(axis=1) > 0
+    assert kept.sum() == 4
+    np.testing.assert_allclose(y[kept], shortcut[kept] + 2 * branch[kept], rtol=1e-5, atol=1e-6)
+    assert layer.compute_output_shape([(None, 5), (None, 8)]) == (None, 5)
+    inputs = [keras.Input((5,)), keras.Input((8,))]
+    assert kd.layers.StochasticResidual(_mlp(5), 0.1)(inputs).shape == (None, 5)
+    with pytest.raises(ValueError, match="argument `shortcut`.*batch size"):
+        kd.ops.stochastic_residual(x, mlp, 0.5, shortcut=shortcut[:3])

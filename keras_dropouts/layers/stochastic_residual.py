@@ -39,8 +39,15 @@ class StochasticResidual(RateLayer):
     `skip_compute=False` computes the branch for the whole batch and applies
     `DropPath` (per-sample Bernoulli draws): the same expectation, no saving.
 
+    Called on a pair `[shortcut, x]` it computes `shortcut + DropPath(rate)(branch(x))`:
+    a block with a projection shortcut (`proj(x) + f(x)`, ResNet's first block of a
+    stage), whose projection runs on the whole batch outside this layer.
+    `keras_dropouts.surgery.insert_drop_path(model, rate, skip_compute=True)` builds
+    these layers from the residual blocks of a functional model.
+
     Args:
-        branch: A Keras layer (or model) mapping a batch to a tensor of its shape.
+        branch: A Keras layer (or model) mapping a batch to a tensor of its shape (of
+            the shortcut's shape, when called on a pair).
         rate: Float in [0, 1], the probability of dropping a sample's branch.
         buckets: Int >= 1, the number of non-zero subset sizes compiled (default 8;
             each traces the branch once).
@@ -49,7 +56,8 @@ class StochasticResidual(RateLayer):
         **kwargs: Base layer arguments.
 
     Call arguments:
-        inputs: Floating-point tensor, batch first; the output has its dtype.
+        inputs: Floating-point tensor `x`, batch first, or a pair `[shortcut, x]`; the
+            output has the (shortcut's) shape and dtype.
         training: Python bool; branches are dropped only when True.
 
     Example:
@@ -67,20 +75,29 @@ class StochasticResidual(RateLayer):
         self.skip_compute = _checks.check_bool(skip_compute, "skip_compute")
 
     def build(self, input_shape):
-        branch_variables(self.branch, input_shape)
+        branch_variables(self.branch, _split(input_shape)[1])
         self.built = True
 
     def call(self, inputs, training=False):
-        self._check_inputs(inputs)
+        shortcut, x = _split(inputs)
+        self._check_inputs(x)
+        self._check_inputs(shortcut)
         if not training:
-            return inputs + keras.ops.cast(self.branch(inputs), inputs.dtype)
+            return shortcut + keras.ops.cast(self.branch(x), shortcut.dtype)
         if not self.skip_compute:
-            out = keras.ops.cast(self.branch(inputs), inputs.dtype)
+            out = keras.ops.cast(self.branch(x), shortcut.dtype)
             noise_shape = path_noise_shape(out)
-            return inputs + _dropout(out, self.rate_source, noise_shape, self.seed_generator)
+            return shortcut + _dropout(out, self.rate_source, noise_shape, self.seed_generator)
         return stochastic_residual(
-            inputs, self.branch, self.rate_source, self.seed_generator, self.buckets, self.branch.variables
+            x, self.branch, self.rate_source, self.seed_generator, self.buckets, self.branch.variables,
+            shortcut=None if shortcut is x else shortcut,
         )
+
+    def compute_output_shape(self, input_shape):
+        return _split(input_shape)[0]
+
+    def compute_mask(self, inputs, mask=None):
+        return _split(mask)[0] if mask is not None else None
 
     def get_config(self):
         config = super().get_config()
@@ -98,3 +115,11 @@ class StochasticResidual(RateLayer):
         config = dict(config)
         config["branch"] = keras.saving.deserialize_keras_object(config["branch"])
         return cls(**config)
+
+
+def _split(inputs):
+    """`(shortcut, x)` of a call's inputs (or their shapes): a pair `[shortcut, x]`, or
+    one tensor that is both."""
+    if isinstance(inputs, (list, tuple)) and len(inputs) == 2 and not isinstance(inputs[0], (int, type(None))):
+        return inputs[0], inputs[1]
+    return inputs, inputs

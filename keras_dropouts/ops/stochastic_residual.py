@@ -9,7 +9,7 @@ from keras_dropouts import backend
 DEFAULT_BUCKETS = 8
 
 
-def stochastic_residual(x, branch, rate, seed=None, buckets=DEFAULT_BUCKETS, variables=None):
+def stochastic_residual(x, branch, rate, seed=None, buckets=DEFAULT_BUCKETS, variables=None, shortcut=None):
     """`x + drop_path(branch(x))`, with `branch` evaluated only on a subset of the batch.
 
     The expected output equals the residual block's, `x + branch(x)`, and each
@@ -24,19 +24,15 @@ def stochastic_residual(x, branch, rate, seed=None, buckets=DEFAULT_BUCKETS, var
     sizes around `B * (1 - rate)`; the subset's branch outputs are scaled by
     `B / size`. Each sample is then kept with probability exactly `1 - rate`, and
     the output is unbiased whatever the buckets, with an expected `B * (1 - rate)`
-    samples computed however coarse they are. (Bernoulli draws fitted into the
-    smallest bucket that holds the kept samples would pay for the padding up to
-    that bucket and for the binomial tail, and would feed padding samples to a
-    branch with batch statistics.) Unlike `drop_path` the kept count is not
-    binomial: draws of different samples are slightly negatively correlated.
+    samples computed however coarse they are (docs/architecture.md says why not
+    Bernoulli draws). Unlike `drop_path` the kept count is not binomial. Under JAX
+    data parallelism each batch shard draws its own subset (no rows cross devices).
 
     Rate 0 is exactly `x + branch(x)` (the whole batch, no gather, scale 1); rate 1
     is exactly `x` (the branch does not run).
 
-    A branch must treat samples independently for the output to be the masked
-    residual block's: a branch with batch statistics (BatchNorm in training) sees
-    only the subset, and its statistics (and moving averages) are the subset's;
-    with the shortcut-only bucket it is not called at all.
+    A branch with batch statistics (BatchNorm in training) sees only the subset, and
+    its statistics and moving averages are the subset's (none in a shortcut-only step).
 
     Args:
         x: Floating-point tensor, batch first; the result has its dtype.
@@ -49,13 +45,16 @@ def stochastic_residual(x, branch, rate, seed=None, buckets=DEFAULT_BUCKETS, var
             traces the branch once; compile time grows with it).
         variables: The variables `branch` may write (defaults to `branch.variables`
             for a Keras layer): on JAX their writes are carried out of the switch.
+        shortcut: Optional tensor added instead of `x` (`x`'s batch size, the branch
+            output's shape): a projection shortcut, `proj(x) + drop_path(branch(x))`.
 
     Returns:
-        A tensor of `x`'s shape and dtype.
+        A tensor of the shortcut's (`x`'s) shape and dtype.
 
     Raises:
-        TypeError: if `x` is not floating point.
-        ValueError: for an `x` of rank 0, or a bad `branch`, `rate`, `seed` or `buckets`.
+        TypeError: if `x` (or `shortcut`) is not floating point.
+        ValueError: for an `x` of rank 0, or a bad `branch`, `rate`, `seed`, `buckets` or
+            `shortcut`.
 
     Example:
     >>> mlp = keras.Sequential([keras.layers.Dense(16, "gelu"), keras.layers.Dense(8)])
@@ -63,11 +62,12 @@ def stochastic_residual(x, branch, rate, seed=None, buckets=DEFAULT_BUCKETS, var
     >>> y = stochastic_residual(x, mlp, 0.3, seed=1)
     """
     x, rate, seed, buckets = _check_arguments(x, branch, rate, seed, buckets)
+    shortcut = None if shortcut is None else check_shortcut(shortcut, x)
     if variables is None:
         variables = branch_variables(branch, x.shape)
     if x.shape[0] == 0:  # static: an empty batch has nothing to compute
-        return x
-    return backend.residual.stochastic_residual(x, branch, rate, seed, buckets, list(variables))
+        return x if shortcut is None else shortcut
+    return backend.residual.stochastic_residual(x, branch, rate, seed, buckets, list(variables), shortcut=shortcut)
 
 
 def _check_arguments(x, branch, rate, seed, buckets):
@@ -79,6 +79,19 @@ def _check_arguments(x, branch, rate, seed, buckets):
     rate = _checks.check_rate_or_tensor(rate)
     seed = _checks.check_seed_argument(seed)
     return x, rate, seed, check_buckets(buckets)
+
+
+def check_shortcut(shortcut, x):
+    """A floating tensor, batch first, with `x`'s (static) batch size."""
+    shortcut = _checks.to_float_tensor(shortcut, "shortcut", "stochastic_residual")
+    _checks.check_input_rank(shortcut, "shortcut", min_rank=1, layout="(batch first)", owner="stochastic_residual")
+    a, b = shortcut.shape[0], x.shape[0]
+    if a is not None and b is not None and a != b:
+        raise ValueError(
+            "Invalid value received for argument `shortcut`. Expected a tensor with the batch size "
+            f"of `x` ({b}). Received: shortcut.shape={tuple(shortcut.shape)}"
+        )
+    return shortcut
 
 
 def check_buckets(buckets):

@@ -5,7 +5,9 @@
   the graph and inside subclassed layers (keras-hub blocks), so the callbacks can
   schedule their rates without retracing.
 - `insert_drop_path(model, rate, depth_rule)`: a `DropPath` on the residual branch of
-  every residual addition (`keras.layers.Add` or `+`) of a functional model.
+  every residual addition (`keras.layers.Add` or `+`) of a functional model; with
+  `skip_compute=True` a `StochasticResidual` around each branch that can be cut out
+  of the graph (`residual_branch`), so dropped branches cost no compute.
 - `insert_drop_block(model, rate, block_size, after)`: DropBlock after chosen layers and
   on the skip connections of the residual blocks they close.
 

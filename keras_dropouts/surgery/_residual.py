@@ -38,15 +38,31 @@ def branch_index(inputs):
     identity shortcut, `c` itself; a projection shortcut such as ResNet's 1x1 conv +
     batch norm is shorter than the branch). Equal lengths or no common ancestor: None.
     """
+    found = _nearest_common(inputs)
+    if found is None:
+        return None
+    _, a, b = found
+    if a == b:
+        return None
+    return 1 if a < b else 0
+
+
+def block_input(inputs):
+    """The two inputs' nearest common ancestor (the tensor a residual block starts
+    from: the shortcut itself for an identity shortcut), or None."""
+    found = _nearest_common(inputs)
+    return None if found is None else found[0]
+
+
+def _nearest_common(inputs):
+    """(tensor, nodes to inputs[0], nodes to inputs[1]) for the common ancestor of the two
+    inputs with the fewest nodes to both, or None if they have none."""
     da, db = _distances(inputs[0]), _distances(inputs[1])
     common = [k for k in da if k in db]
     if not common:
         return None
     c = min(common, key=lambda k: (da[k][1] + db[k][1], da[k][1]))
-    a, b = da[c][1], db[c][1]
-    if a == b:
-        return None
-    return 1 if a < b else 0
+    return da[c][0], da[c][1], db[c][1]
 
 
 def _kind(op):

@@ -13,6 +13,12 @@ else bucket `j`, then a uniformly random subset of that size, scaled by `B / s`.
 Every sample is then kept with probability exactly `1 - rate`, and given the bucket
 the subset's scaled sum is unbiased, so `E[y] = x + branch(x)` for any bucket set;
 the expected compute is `B (1 - rate)` samples however coarse the buckets are.
+
+Data parallelism (`shards` > 1, JAX's `DataParallel`): the batch is split into its
+`shards` device shards, `(shards, B / shards, ...)`, and each shard keeps its own
+subset of one common size (the bucket of `B / shards`), so rows are gathered and
+scattered back within a shard and never cross devices. The same two facts hold per
+shard: each sample is kept with probability `1 - rate`, scaled by `(B / shards) / s`.
 """
 
 import keras
@@ -46,70 +52,118 @@ def _scaled(out, scale, dtype):
     return ops.cast(ops.cast(out, dropout.compute_dtype(dtype)) * scale, dtype)
 
 
-def bucket_fns(x, branch, sizes, batch, perm, inverse):
-    """One function per bucket: `x -> x + scattered(branch(subset) * B / s)`."""
-    dtype = keras.backend.standardize_dtype(x.dtype)
+def _gather(x, perm, size):
+    """The rows `perm[:, :size]` of each shard of `x` (perm: (shards, B / shards)),
+    as one batch `(shards * size, ...)`; with one shard, a plain `take`."""
+    shards, per = ops.shape(perm)
+    if shards == 1:
+        return ops.take(x, perm[0, :size], axis=0)
+    tail = tuple(x.shape[1:])
+    rows = ops.reshape(perm[:, :size], (shards, size) + (1,) * len(tail))
+    picked = ops.take_along_axis(ops.reshape(x, (shards, per) + tail), rows, axis=1)
+    return ops.reshape(picked, (shards * size,) + tail)
 
-    def shortcut(x):
-        return x
 
-    def full(x):
-        return ops.add(x, ops.cast(branch(x), dtype))
+def _scatter(out, inverse, size):
+    """`out` (`(shards * size, ...)`, shard-major) back in batch order, zeros for the
+    rows not kept (inverse: (shards, B / shards), the inverse permutations)."""
+    shards, per = ops.shape(inverse)
+    tail = tuple(out.shape[1:])
+    out = ops.reshape(out, (shards, size) + tail)
+    pad = ops.zeros((shards, per - size) + tail, out.dtype)
+    full = ops.concatenate([out, pad], axis=1)
+    if shards == 1:
+        return ops.take(full[0], inverse[0], axis=0)
+    rows = ops.reshape(inverse, (shards, per) + (1,) * len(tail))
+    return ops.reshape(ops.take_along_axis(full, rows, axis=1), (shards * per,) + tail)
+
+
+def bucket_fns(s, branch, sizes, per, perm, inverse):
+    """One function of `(shortcut, x)` per bucket:
+    `shortcut + scattered(branch(each shard's subset) * per / size)`, `per` the shard
+    size (the batch with one shard); `s` gives the dtype."""
+    dtype = keras.backend.standardize_dtype(s.dtype)
+
+    def shortcut(s, x):
+        return s
+
+    def full(s, x):
+        return ops.add(s, ops.cast(branch(x), dtype))
 
     def subset(size):
-        def run(x):
-            out = branch(ops.take(x, perm[:size], axis=0))
-            out = _scaled(out, batch / size, dtype)
-            pad = ops.zeros((batch - size,) + tuple(ops.shape(out)[1:]), dtype)
-            return ops.add(x, ops.take(ops.concatenate([out, pad], axis=0), inverse, axis=0))
+        def run(s, x):
+            out = _scaled(branch(_gather(x, perm, size)), per / size, dtype)
+            return ops.add(s, _scatter(out, inverse, size))
 
         return run
 
-    middle = [subset(s) for s in sizes[1:-1]]
+    middle = [subset(size) for size in sizes[1:-1]]
     return [shortcut, *middle, full]
 
 
-def switch(index, fns, x, variables):
-    """`keras.ops.switch(index, fns, x)`; `variables` (the branch's state) are only
-    needed where a backend must carry their writes out of the switch itself (JAX)."""
+def switch(index, fns, operands, variables):
+    """`keras.ops.switch(index, fns, *operands)`; `variables` (the branch's state) are
+    only needed where a backend must carry their writes out of the switch itself (JAX)."""
     del variables
-    return ops.switch(index, fns, x)
+    return ops.switch(index, fns, *operands)
 
 
-def stochastic_residual(x, branch, rate, seed, buckets, variables=(), uniform=noise.uniform, switch=switch):
+def stochastic_residual(
+    x, branch, rate, seed, buckets, variables=(), uniform=noise.uniform, switch=switch, shortcut=None, shards=1
+):
     """The compute-skipping residual on checked arguments.
 
     Args:
-        x: A floating tensor, batch first (batch >= 1).
-        branch: Callable `x -> tensor of x's shape`, applied to a batch subset.
+        x: A floating tensor, batch first (batch >= 1): the branch's input.
+        branch: Callable `x -> tensor of the shortcut's shape`, applied to a batch subset.
         rate: A checked Python float or a scalar tensor / variable.
         seed: A `keras.random.SeedGenerator`, an int or None.
         buckets: Int >= 1, the number of subset sizes above 0.
         variables: The branch's variables (JAX carries their writes out of the switch).
         uniform: The backend's noise draw; switch: the backend's `switch`.
+        shortcut: The tensor the branch is added to (None: `x` itself); a projection
+            shortcut of a block whose branch and shortcut both start from `x`.
+        shards: The number of data-parallel batch shards (each draws its own subset;
+            1 where the batch does not split evenly).
 
     Returns:
-        A tensor of `x`'s shape and dtype.
+        A tensor of the shortcut's shape and dtype.
 
     A batch whose size is unknown at trace time (TensorFlow retraces a last partial
     batch with an unknown size, and XLA cannot compile the subset sizes then) runs
     `masked`: the whole branch, then per-sample `drop_path`.
     """
+    s = x if shortcut is None else shortcut
     batch = ops.shape(x)[0]
     rate = ops.cast(dropout.rate_tensor(rate), "float32")
     if not isinstance(batch, int):
-        return masked(x, branch, rate, seed, uniform)
-    sizes = bucket_sizes(batch, buckets)
-    draw = uniform((batch + 1,), seed)
-    perm = ops.argsort(draw[:batch])
-    inverse = ops.argsort(perm)
-    index = bucket_index(sizes, batch, rate, draw[batch])
-    return switch(index, bucket_fns(x, branch, sizes, batch, perm, inverse), x, variables)
+        return masked(x, branch, rate, seed, uniform, s)
+    shards = shards if shards > 1 and batch % shards == 0 else 1
+    per = batch // shards
+    sizes = bucket_sizes(per, buckets)
+    noise, u = _draws(batch, shards, seed, uniform)
+    perm = ops.argsort(noise, axis=-1)
+    inverse = ops.argsort(perm, axis=-1)
+    index = bucket_index(sizes, per, rate, u)
+    return switch(index, bucket_fns(s, branch, sizes, per, perm, inverse), (s, x), variables)
 
 
-def masked(x, branch, rate, seed, uniform=noise.uniform):
-    """`x + drop_path(branch(x))` computed for the whole batch (per-sample draws)."""
-    out = ops.cast(branch(x), x.dtype)
-    shape = (ops.shape(x)[0],) + (1,) * (len(x.shape) - 1)
+def _draws(batch, shards, seed, uniform):
+    """`(shards, batch / shards)` uniforms ranking each shard's samples, and the one
+    uniform that rounds the subset size. With shards, two draws: a slice of one draw
+    would cut across the shards (moving data between devices), and the size draw stays
+    replicated; its element `batch` is not one of the ranking draw's."""
+    if shards == 1:
+        draw = uniform((batch + 1,), seed)
+        return ops.reshape(draw[:batch], (1, batch)), draw[batch]
+    return uniform((shards, batch // shards), seed), uniform((batch + 1,), seed)[batch]
+
+
+def masked(x, branch, rate, seed, uniform=noise.uniform, shortcut=None):
+    """`shortcut + drop_path(branch(x))` computed for the whole batch (per-sample
+    draws); the shortcut is `x` by default."""
+    s = x if shortcut is None else shortcut
+    out = ops.cast(branch(x), s.dtype)
+    shape = (ops.shape(x)[0],) + (1,) * (len(out.shape) - 1)
     keep = uniform(shape, seed) >= rate
-    return ops.add(x, dropout.scale_kept(out, keep, dropout.keep_scale(rate)))
+    return ops.add(s, dropout.scale_kept(out, keep, dropout.keep_scale(rate)))

@@ -5,6 +5,9 @@
 leave that trace. Each bucket therefore runs in its own `keras.StatelessScope` fed
 with the variables' current values, returns the values they end with, and the
 writes are made after the switch.
+
+Under a distribution (`keras.distribution.DataParallel`) each batch shard draws its
+own subset, so the gathers stay on their device (`common`'s `shards`).
 """
 
 import jax
@@ -14,28 +17,42 @@ from keras_dropouts.backend.common import residual as common
 from keras_dropouts.backend.jax import noise
 
 
-def switch(index, fns, x, variables):
+def switch(index, fns, operands, variables):
     """`common.switch` with the writes of `variables` carried out of the switch."""
     variables = list(variables)
     if not variables:
-        return common.switch(index, fns, x, variables)
+        return common.switch(index, fns, operands, variables)
     values = [v.value for v in variables]
 
     def scoped(fn):
-        def run(x, values):
+        def run(operands, values):
             with keras.StatelessScope(state_mapping=list(zip(variables, values))) as scope:
-                y = fn(x)
+                y = fn(*operands)
             return y, [scope.get_current_value(v) for v in variables]
 
         return run
 
-    y, ends = jax.lax.switch(index, [scoped(fn) for fn in fns], x, values)
+    y, ends = jax.lax.switch(index, [scoped(fn) for fn in fns], tuple(operands), values)
     for v, end in zip(variables, ends):
         if not v.trainable:  # the forward pass writes only state
             v.assign(end)
     return y
 
 
-def stochastic_residual(x, branch, rate, seed, buckets, variables=()):
-    """`common.stochastic_residual` with JAX's noise and `switch` (arguments: common's)."""
-    return common.stochastic_residual(x, branch, rate, seed, buckets, variables, noise.uniform, switch)
+def batch_shards():
+    """How many shards the active distribution splits the batch into (its device mesh's
+    size along the batch axis: `DataParallel`, `ModelParallel`), 1 without one."""
+    distribution = keras.distribution.distribution()
+    name = getattr(distribution, "batch_dim_name", None)
+    if name is None:
+        return 1
+    mesh = distribution.device_mesh
+    return dict(zip(mesh.axis_names, mesh.shape)).get(name, 1)
+
+
+def stochastic_residual(x, branch, rate, seed, buckets, variables=(), shortcut=None):
+    """`common.stochastic_residual` with JAX's noise and `switch`, a subset per batch
+    shard under a distribution (arguments: common's)."""
+    return common.stochastic_residual(
+        x, branch, rate, seed, buckets, variables, noise.uniform, switch, shortcut, batch_shards()
+    )
