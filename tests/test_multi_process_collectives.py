@@ -86,13 +86,6 @@ def test_rdrop_step_has_no_more_collectives_than_the_hand_tiled_step(model_paral
     assert sum(hand.values()) > 0  # the mesh shards the step: there is something to count
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="measured (Keras 3.15, JAX 0.10): the consistency term adds 1 all-reduce and 5 "
-    "collective-permutes; the tiling concatenates the two passes along the batch axis, so "
-    "a sample's passes sit on different batch shards and the pairwise term moves one pass "
-    "across devices (models/_tiling.py; an interleaved tiling would keep pairs on one shard)",
-)
 def test_rdrop_consistency_term_adds_no_collectives(model_parallel):
     base = _base()
     hand = collectives(HandTiled(base.inputs, base.outputs), BATCH)
@@ -100,12 +93,6 @@ def test_rdrop_consistency_term_adds_no_collectives(model_parallel):
     assert _more(rdrop, hand) == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="measured (Keras 3.15, JAX 0.10): the hand-tiled and R-Drop steps have 1 "
-    "all-gather and 2 all-to-all more than the plain model on the doubled batch: "
-    "concatenating a batch-sharded tensor with itself re-partitions the rows across shards",
-)
 def test_rdrop_step_has_no_more_collectives_than_the_plain_doubled_batch(model_parallel):
     plain = collectives(_base(), 2 * BATCH)
     rdrop = collectives(kd.models.RDropModel.from_model(_base(), alpha=0.0), BATCH)
