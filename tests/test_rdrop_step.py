@@ -73,6 +73,24 @@ def test_tiled_consistency_equals_divergence_ops(kind, from_logits, passes):
         )
 
 
+@pytest.mark.parametrize("passes", [2, 3])
+def test_tiled_consistency_keeps_its_precision_when_the_passes_nearly_agree(passes):
+    # Large logits (~40) whose passes differ by ~1e-3: the term is ~1e-8 per pair. Summing
+    # `m * v_a - sum_b v_b` directly rounds at the size of `v` and was off by ~9x here;
+    # the kernel works on differences between passes, exact for such close values.
+    rng = np.random.default_rng(0)
+    z0 = 40.0 + 20.0 * rng.normal(size=(64, 1, 10))
+    z = (z0 + 1e-3 * rng.normal(size=(64, passes, 10))).astype("float32")
+    got = float(to_np(backend.consistency.tiled("kl", ops.convert_to_tensor(z), True, 1.0)))
+    lp = z.astype("float64") - z.max(-1, keepdims=True)
+    lp = lp - np.log(np.exp(lp).sum(-1, keepdims=True))
+    p = np.exp(lp)
+    pairs = [(a, b) for a in range(passes) for b in range(a + 1, passes)]
+    ref = sum(0.5 * ((p[:, a] - p[:, b]) * (lp[:, a] - lp[:, b])).sum(-1).mean() for a, b in pairs)
+    assert ref > 0
+    np.testing.assert_allclose(got, ref, rtol=1e-3)
+
+
 def summed_ce(y_true, y_pred):
     """A custom loss that reduces over the batch itself (a sum): not tileable."""
     return ops.sum(keras.losses.sparse_categorical_crossentropy(y_true, y_pred, from_logits=True))
