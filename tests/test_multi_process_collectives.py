@@ -86,6 +86,22 @@ def test_rdrop_step_has_no_more_collectives_than_the_hand_tiled_step(model_paral
     assert sum(hand.values()) > 0  # the mesh shards the step: there is something to count
 
 
+def _jax_before(major, minor):
+    if BACKEND != "jax":
+        return False
+    import jax
+
+    return tuple(int(p) for p in jax.__version__.split(".")[:2]) < (major, minor)
+
+
+@pytest.mark.xfail(
+    _jax_before(0, 5),
+    strict=True,
+    reason="measured (Keras 3.8, JAX 0.4.38): 4 all-reduces more than the hand-tiled step (25 "
+    "against 21). The Dense kernels shard the classes, so the term's softmax max and sums and its "
+    "total each reduce across devices; this XLA combines none of them with the compiled loss's "
+    "(JAX 0.10 does: no more collectives than the hand-tiled step)",
+)
 def test_rdrop_consistency_term_adds_no_collectives(model_parallel):
     base = _base()
     hand = collectives(HandTiled(base.inputs, base.outputs), BATCH)
