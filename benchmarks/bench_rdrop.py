@@ -70,8 +70,9 @@ class HandTiled(keras.Model):
     """The floor: a functional model that tiles its batch inside the train step.
 
     Construct as `HandTiled(inputs, outputs)`. In `fit`'s step the inputs are
-    tiled twice along the batch axis (one forward/backward on 2B) and the compiled
-    loss is applied to both copies (tiled `y`); nothing else.
+    tiled twice along the batch axis (one forward/backward on 2B), in RDropModel's
+    layout (each row repeated in place: x0, x0, x1, x1, ...), and the compiled loss
+    is applied to both copies (tiled `y`); nothing else.
     """
 
     def train_step(self, *args, **kwargs):
@@ -83,12 +84,12 @@ class HandTiled(keras.Model):
 
     def call(self, inputs, training=None, mask=None):
         if training and getattr(self, "_tiling", False):
-            inputs = ops.concatenate([inputs, inputs], axis=0)
+            inputs = ops.repeat(inputs, 2, axis=0)
         return super().call(inputs, training=training, mask=mask)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if training and getattr(self, "_tiling", False):
-            y = ops.concatenate([y, y], axis=0)
+            y = ops.repeat(y, 2, axis=0)
         return super().compute_loss(x, y, y_pred, sample_weight, training=training)
 
 

@@ -32,6 +32,17 @@ def mlp(n_in=8, n_out=3, rate=0.3, activation=None, seed=0):
     return inputs, out
 
 
+def tile_rows(a, m=2):
+    """The tiled batch as RDropModel lays it out: each row repeated `m` times in place
+    (rows x0, x0, x1, x1, ... for two passes), written independently of the package."""
+    return ops.repeat(a, m, axis=0)
+
+
+def pass_rows(a, m=2):
+    """The `m` single-pass parts of a tiled NumPy array: pass k is rows k, k + m, ..."""
+    return [a[k::m] for k in range(m)]
+
+
 def two_pass(model, x, y, sample_weight=None):
     """One R-Drop forward + compute_loss, eagerly, through the model's own hooks."""
     model._rdrop_in_train_step = True
@@ -54,16 +65,16 @@ def data(n=32, n_in=8, n_out=3, seed=0):
 class CopyNoise(keras.layers.GaussianNoise):
     """Deterministic 'noise' that differs between the R-Drop copies of a batch.
 
-    Row r of a tiled batch of n rows belongs to copy r // (n / 2); the second copy
-    is perturbed by a fixed function of x. Same 'masks' on any device layout and
-    for any model that tiles the batch the same way.
+    Row r of a tiled batch belongs to copy r % 2 (interleaved rows, `tile_rows`);
+    the second copy is perturbed by a fixed function of x. Same 'masks' on any
+    device layout and for any model that tiles the batch the same way.
     """
 
     def call(self, x, training=False):
         if not training:
             return x
         n = keras.ops.shape(x)[0]
-        copy = keras.ops.cast(keras.ops.arange(n) // (n // 2), x.dtype)[:, None]
+        copy = keras.ops.cast(keras.ops.arange(n) % 2, x.dtype)[:, None]
         return x * (1.0 + 0.5 * copy * keras.ops.cos(3.0 * x))
 
 
@@ -78,7 +89,8 @@ def noise_mlp(n_in=8, n_out=3):
 
 class HandTiled(keras.Model):
     """The reference R-Drop must match with alpha=0: a functional model that tiles its
-    batch twice inside `fit`'s step and applies the compiled loss to both copies."""
+    batch twice inside `fit`'s step (the same interleaved rows, `tile_rows`) and applies
+    the compiled loss to both copies."""
 
     def train_step(self, *args, **kwargs):
         self._tiling = True
@@ -89,12 +101,12 @@ class HandTiled(keras.Model):
 
     def call(self, inputs, training=None, mask=None):
         if training and getattr(self, "_tiling", False):
-            inputs = ops.concatenate([inputs, inputs], axis=0)
+            inputs = tile_rows(inputs)
         return super().call(inputs, training=training, mask=mask)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if training and getattr(self, "_tiling", False):
-            y = ops.concatenate([y, y], axis=0)
+            y = tile_rows(y)
             if sample_weight is not None:
-                sample_weight = ops.concatenate([sample_weight, sample_weight], axis=0)
+                sample_weight = tile_rows(sample_weight)
         return super().compute_loss(x, y, y_pred, sample_weight, training=training)

@@ -66,12 +66,12 @@ def test_jax_flat_draw_is_uniform(shape):
                                               ("binary_kl", False), ("mse", False)])
 def test_torch_consistency_term_equals_common(kind, from_logits):
     rng = np.random.default_rng(1)
-    z = rng.normal(size=(12, 5)).astype("float32")
+    z = rng.normal(size=(4, 3, 5)).astype("float32")  # grouped: (B, passes, C)
     if not from_logits:
         z = 1.0 / (1.0 + np.exp(-z)) if kind == "binary_kl" else np.exp(z) / np.exp(z).sum(-1, keepdims=True)
     z = keras.ops.convert_to_tensor(z)
-    fast = to_np(backend.consistency.tiled(kind, z, 3, from_logits, 0.7))
-    reference = to_np(common_consistency.tiled(kind, z, 3, from_logits, 0.7))
+    fast = to_np(backend.consistency.tiled(kind, z, from_logits, 0.7))
+    reference = to_np(common_consistency.tiled(kind, z, from_logits, 0.7))
     np.testing.assert_allclose(fast, reference, rtol=1e-6)
 
 

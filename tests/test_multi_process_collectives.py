@@ -63,7 +63,8 @@ def collectives(model, batch):
     distribution = keras.distribution.distribution()
     data = tuple(keras.distribution.distribute_tensor(a, distribution.get_data_layout(a.shape)) for a in (x, y))
     text = jax.jit(model.train_step).lower(state, data).compile().as_text()
-    pattern = r"= [^=\n]*? (" + "|".join(KINDS) + r")(?:-start)?\("
+    # The op follows its result type, which may hold `=` (`/*index=5*/` in a tuple of 6+).
+    pattern = r"= [^\n]*? (" + "|".join(KINDS) + r")(?:-start)?\("
     counts = collections.Counter(m.group(1) for m in re.finditer(pattern, text))
     return {kind: counts[kind] for kind in KINDS}
 
@@ -86,12 +87,21 @@ def test_rdrop_step_has_no_more_collectives_than_the_hand_tiled_step(model_paral
     assert sum(hand.values()) > 0  # the mesh shards the step: there is something to count
 
 
+def _jax_before(major, minor):
+    if BACKEND != "jax":
+        return False
+    import jax
+
+    return tuple(int(p) for p in jax.__version__.split(".")[:2]) < (major, minor)
+
+
 @pytest.mark.xfail(
+    _jax_before(0, 5),
     strict=True,
-    reason="measured (Keras 3.15, JAX 0.10): the consistency term adds 1 all-reduce and 5 "
-    "collective-permutes; the tiling concatenates the two passes along the batch axis, so "
-    "a sample's passes sit on different batch shards and the pairwise term moves one pass "
-    "across devices (models/_tiling.py; an interleaved tiling would keep pairs on one shard)",
+    reason="measured (Keras 3.8, JAX 0.4.38): 4 all-reduces more than the hand-tiled step (25 "
+    "against 21). The Dense kernels shard the classes, so the term's softmax max and sums and its "
+    "total each reduce across devices; this XLA combines none of them with the compiled loss's "
+    "(JAX 0.10 does: no more collectives than the hand-tiled step)",
 )
 def test_rdrop_consistency_term_adds_no_collectives(model_parallel):
     base = _base()
@@ -100,12 +110,6 @@ def test_rdrop_consistency_term_adds_no_collectives(model_parallel):
     assert _more(rdrop, hand) == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="measured (Keras 3.15, JAX 0.10): the hand-tiled and R-Drop steps have 1 "
-    "all-gather and 2 all-to-all more than the plain model on the doubled batch: "
-    "concatenating a batch-sharded tensor with itself re-partitions the rows across shards",
-)
 def test_rdrop_step_has_no_more_collectives_than_the_plain_doubled_batch(model_parallel):
     plain = collectives(_base(), 2 * BATCH)
     rdrop = collectives(kd.models.RDropModel.from_model(_base(), alpha=0.0), BATCH)

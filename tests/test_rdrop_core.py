@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import to_np
 from keras import ops
-from rdrop_helpers import data, log_softmax, mlp, noise_mlp, sparse_ce, sym_kl, two_pass
+from rdrop_helpers import data, log_softmax, mlp, noise_mlp, pass_rows, sparse_ce, sym_kl, two_pass
 
 from keras_dropouts.layers import ScheduledDropout
 from keras_dropouts.models import RDropModel
@@ -29,7 +29,7 @@ def test_loss_matches_numpy_reference_from_the_two_halves(alpha):
     _compile(model)
     y_pred, loss, cons = two_pass(model, x, y)
     assert y_pred.shape == (64, 3)
-    h1, h2 = y_pred[:32], y_pred[32:]
+    h1, h2 = pass_rows(y_pred)
     assert not np.allclose(h1, h2)  # independent masks
     nll = 0.5 * (sparse_ce(h1, y).mean() + sparse_ce(h2, y).mean())
     kl = sym_kl(log_softmax(h1), log_softmax(h2)).mean()
@@ -44,7 +44,7 @@ def test_probabilities_output_uses_probs_and_stays_finite():
     model = RDropModel(*mlp(rate=0.5, activation="softmax"), alpha=2.0)
     model.compile("sgd", "sparse_categorical_crossentropy")
     y_pred, loss, cons = two_pass(model, x, y)
-    h1, h2 = y_pred[:32], y_pred[32:]
+    h1, h2 = pass_rows(y_pred)
     kl = sym_kl(np.log(h1.astype("float64")), np.log(h2.astype("float64"))).mean()
     np.testing.assert_allclose(cons, 2.0 * kl / 2, rtol=1e-4)
     # Saturated (exactly one-hot) probabilities: no NaN/inf.
@@ -230,7 +230,7 @@ def test_sample_weight_and_class_weight_reference():
     model = RDropModel(*mlp(rate=0.4), alpha=1.5)
     _compile(model)
     y_pred, loss, cons = two_pass(model, x, y, sample_weight=w)
-    h1, h2 = y_pred[:32], y_pred[32:]
+    h1, h2 = pass_rows(y_pred)
     nll = 0.5 * ((sparse_ce(h1, y) * w).mean() + (sparse_ce(h2, y) * w).mean())
     kl = (sym_kl(log_softmax(h1), log_softmax(h2)) * w).mean()
     np.testing.assert_allclose(cons, 1.5 * kl / 2, rtol=1e-5)
@@ -266,7 +266,7 @@ def test_add_loss_regularisation_counted_once():
     model = RDropModel(*build(0.3), alpha=1.0)
     _compile(model)
     y_pred, loss, cons = two_pass(model, x, y)
-    h1, h2 = y_pred[:32], y_pred[32:]
+    h1, h2 = pass_rows(y_pred)
     nll = 0.5 * (sparse_ce(h1, y).mean() + sparse_ce(h2, y).mean())
     reg_loss = float(to_np(keras.ops.sum([keras.ops.sum(v) for v in model.losses])))
     np.testing.assert_allclose(loss, nll + cons + reg_loss, rtol=1e-5)

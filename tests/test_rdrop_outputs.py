@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 import pytest
-from rdrop_helpers import data, log_softmax, mlp, sparse_ce, sym_kl, two_pass
+from rdrop_helpers import data, log_softmax, mlp, pass_rows, sparse_ce, sym_kl, two_pass
 
 from keras_dropouts.models import RDropModel
 
@@ -22,7 +22,7 @@ def test_sequence_outputs_exclude_keras_mask_padding():
     model = RDropModel(inputs, out, alpha=1.0)
     model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     y_pred, loss, cons = two_pass(model, tokens, y)
-    h1, h2 = y_pred[:8], y_pred[8:]
+    h1, h2 = pass_rows(y_pred)
     # Make the padded positions disagree wildly: they must not count.
     kl = sym_kl(log_softmax(h1), log_softmax(h2))
     ref_kl = kl[mask].mean()
@@ -41,7 +41,7 @@ def test_sequence_outputs_sample_weight_padding():
     model = RDropModel(inputs, out, alpha=2.0)
     model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     y_pred, _loss, cons = two_pass(model, x, y, sample_weight=sw)
-    h1, h2 = y_pred[:6], y_pred[6:]
+    h1, h2 = pass_rows(y_pred)
     kl = (sym_kl(log_softmax(h1), log_softmax(h2)) * sw).mean()
     np.testing.assert_allclose(cons, 2.0 * kl / 2, rtol=1e-5)
 
@@ -52,7 +52,7 @@ def test_regression_uses_mean_squared_difference():
     model = RDropModel(*mlp(n_out=2, rate=0.5), alpha=0.8)
     model.compile("sgd", "mse")
     y_pred, loss, cons = two_pass(model, x, y)
-    h1, h2 = y_pred[:32], y_pred[32:]
+    h1, h2 = pass_rows(y_pred)
     msd = ((h1 - h2) ** 2).mean()
     np.testing.assert_allclose(cons, 0.8 * msd / 2, rtol=1e-5)
     mse = 0.5 * (((h1 - y) ** 2).mean() + ((h2 - y) ** 2).mean())
@@ -65,7 +65,7 @@ def test_binary_crossentropy_probabilities():
     model = RDropModel(*mlp(n_out=3, rate=0.5, activation="sigmoid"), alpha=1.0)
     model.compile("sgd", "binary_crossentropy")
     y_pred, _, cons = two_pass(model, x, y)
-    p, q = y_pred[:32].astype("float64"), y_pred[32:].astype("float64")
+    p, q = (h.astype("float64") for h in pass_rows(y_pred))
     ref = (0.5 * (p - q) * (np.log(p / (1 - p)) - np.log(q / (1 - q)))).mean()
     np.testing.assert_allclose(cons, ref / 2, rtol=1e-4)
 
@@ -90,11 +90,12 @@ def test_multi_output_alpha_per_output_or_shared(alpha):
     )
     (c, r), loss, cons = two_pass(model, x, (y, yr))
     a_cls, a_reg = (0.75, 0.75) if alpha == 0.75 else (1.0, 0.5)
-    kl = sym_kl(log_softmax(c[:32]), log_softmax(c[32:])).mean()
-    msd = ((r[:32] - r[32:]) ** 2).mean()
+    (c1, c2), (r1, r2) = pass_rows(c), pass_rows(r)
+    kl = sym_kl(log_softmax(c1), log_softmax(c2)).mean()
+    msd = ((r1 - r2) ** 2).mean()
     np.testing.assert_allclose(cons, a_cls * kl / 2 + a_reg * msd / 2, rtol=1e-5)
-    nll = 0.5 * (sparse_ce(c[:32], y).mean() + sparse_ce(c[32:], y).mean())
-    mse = 0.5 * (((r[:32] - yr) ** 2).mean() + ((r[32:] - yr) ** 2).mean())
+    nll = 0.5 * (sparse_ce(c1, y).mean() + sparse_ce(c2, y).mean())
+    mse = 0.5 * (((r1 - yr) ** 2).mean() + ((r2 - yr) ** 2).mean())
     np.testing.assert_allclose(loss, nll + 0.3 * mse + cons, rtol=1e-5)
     logs = model.fit(x, (y, yr), epochs=1, verbose=0).history
     assert {"loss", "consistency_loss", "cls_loss", "reg_loss"} <= set(logs)
@@ -113,7 +114,7 @@ def test_three_passes_average_pairwise_consistency():
     model = RDropModel(*mlp(rate=0.5), alpha=1.2, passes=3)
     model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     y_pred, loss, cons = two_pass(model, x, y)
-    parts = [y_pred[:32], y_pred[32:64], y_pred[64:]]
+    parts = pass_rows(y_pred, 3)
     pairs = [(0, 1), (0, 2), (1, 2)]
     kl = np.mean([sym_kl(log_softmax(parts[a]), log_softmax(parts[b])).mean() for a, b in pairs])
     np.testing.assert_allclose(cons, 1.2 * kl / 2, rtol=1e-5)

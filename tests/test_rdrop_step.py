@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import BACKEND, to_np
 from keras import ops
-from rdrop_helpers import HandTiled, data, mlp, noise_mlp, sparse_ce, two_pass
+from rdrop_helpers import HandTiled, data, mlp, noise_mlp, pass_rows, sparse_ce, two_pass
 
 from keras_dropouts import _internals
 from keras_dropouts import backend
@@ -53,15 +53,15 @@ def test_alpha0_equals_hand_tiled_loss_and_update(weighted):
 )
 def test_tiled_consistency_equals_divergence_ops(kind, from_logits, passes):
     rng = np.random.default_rng(3)
-    z = rng.normal(size=(passes * 6, 4, 5)).astype("float32")
+    z = rng.normal(size=(6, passes, 4, 5)).astype("float32")  # grouped: (B, passes, ...)
     if not from_logits and kind == "kl":
         z = np.exp(z) / np.exp(z).sum(-1, keepdims=True)
     elif not from_logits and kind == "binary_kl":
         z = 1.0 / (1.0 + np.exp(-z))
-        z[0, 0, 0] = 1.0  # saturated probability: finite in both
+        z[0, 0, 0, 0] = 1.0  # saturated probability: finite in both
     pairs = [(a, b) for a in range(passes) for b in range(a + 1, passes)]
-    got = to_np(backend.consistency.tiled(kind, ops.convert_to_tensor(z), passes, from_logits, 0.7))
-    parts = [ops.convert_to_tensor(p) for p in np.split(z, passes)]
+    got = to_np(backend.consistency.tiled(kind, ops.convert_to_tensor(z), from_logits, 0.7))
+    parts = [ops.convert_to_tensor(z[:, k]) for k in range(passes)]
     ref = to_np(_consistency.pairwise(kind, parts, pairs, from_logits)) * 0.7
     assert np.isfinite(got)
     np.testing.assert_allclose(got, ref, rtol=2e-5, atol=1e-7)
@@ -71,6 +71,24 @@ def test_tiled_consistency_equals_divergence_ops(kind, from_logits, passes):
             to_np(fn(parts[0], parts[1], from_logits=from_logits)),
             to_np(_consistency.pairwise(kind, parts[:2], [(0, 1)], from_logits)), rtol=1e-6,
         )
+
+
+@pytest.mark.parametrize("passes", [2, 3])
+def test_tiled_consistency_keeps_its_precision_when_the_passes_nearly_agree(passes):
+    # Large logits (~40) whose passes differ by ~1e-3: the term is ~1e-8 per pair. Summing
+    # `m * v_a - sum_b v_b` directly rounds at the size of `v` and was off by ~9x here;
+    # the kernel works on differences between passes, exact for such close values.
+    rng = np.random.default_rng(0)
+    z0 = 40.0 + 20.0 * rng.normal(size=(64, 1, 10))
+    z = (z0 + 1e-3 * rng.normal(size=(64, passes, 10))).astype("float32")
+    got = float(to_np(backend.consistency.tiled("kl", ops.convert_to_tensor(z), True, 1.0)))
+    lp = z.astype("float64") - z.max(-1, keepdims=True)
+    lp = lp - np.log(np.exp(lp).sum(-1, keepdims=True))
+    p = np.exp(lp)
+    pairs = [(a, b) for a in range(passes) for b in range(a + 1, passes)]
+    ref = sum(0.5 * ((p[:, a] - p[:, b]) * (lp[:, a] - lp[:, b])).sum(-1).mean() for a, b in pairs)
+    assert ref > 0
+    np.testing.assert_allclose(got, ref, rtol=1e-3)
 
 
 def summed_ce(y_true, y_pred):
@@ -102,7 +120,8 @@ def test_custom_loss_runs_once_per_pass():
     model.compile("sgd", loss=summed_ce)
     y_pred, loss, _ = two_pass(model, x, y)
     assert model._rdrop_plan.tile_loss is False
-    ref = 0.5 * (sparse_ce(y_pred[:32], y).sum() + sparse_ce(y_pred[32:], y).sum())
+    h1, h2 = pass_rows(y_pred)
+    ref = 0.5 * (sparse_ce(h1, y).sum() + sparse_ce(h2, y).sum())
     np.testing.assert_allclose(loss, ref, rtol=1e-5)
 
 
@@ -116,7 +135,8 @@ def test_recompile_rebuilds_the_plan():
     yr = np.random.default_rng(0).normal(size=(32, 3)).astype("float32")
     y_pred, _, cons = two_pass(model, x, yr)
     assert model._rdrop_plan.terms[0][2] == "mse"
-    np.testing.assert_allclose(cons, ((y_pred[:32] - y_pred[32:]) ** 2).mean() / 2, rtol=1e-5)
+    h1, h2 = pass_rows(y_pred)
+    np.testing.assert_allclose(cons, ((h1 - h2) ** 2).mean() / 2, rtol=1e-5)
 
 
 @pytest.mark.skipif(BACKEND == "jax", reason="JAX scores metrics outside the traced loss (XLA merges the slice)")
@@ -219,11 +239,11 @@ def test_xla_term_equals_graph_ops_in_value_and_gradient(kind, from_logits, dtyp
     from keras_dropouts.backend.tensorflow import consistency as _consistency_tf
 
     rng = np.random.default_rng(5)
-    z = rng.normal(size=(passes * 6, 5)).astype("float32")
+    z = rng.normal(size=(6, passes, 5)).astype("float32")
     if not from_logits:
         z = 1.0 / (1.0 + np.exp(-z)) if kind == "binary_kl" else np.exp(z) / np.exp(z).sum(-1, keepdims=True)
     z = tf.constant(z.astype(dtype))
-    xla = _consistency_tf.compiled(common_consistency.tiled, kind, passes, from_logits, 0.7)
+    xla = _consistency_tf.compiled(common_consistency.tiled, kind, from_logits, 0.7)
 
     @tf.function
     def value_and_gradient(fn):
@@ -233,7 +253,7 @@ def test_xla_term_equals_graph_ops_in_value_and_gradient(kind, from_logits, dtyp
         return value, tape.gradient(value, z)
 
     got = value_and_gradient(xla)
-    ref = value_and_gradient(lambda t: common_consistency.tiled(kind, t, passes, from_logits, 0.7))
+    ref = value_and_gradient(lambda t: common_consistency.tiled(kind, t, from_logits, 0.7))
     assert got[1].dtype == z.dtype
     tol = 1e-5 if dtype == "float32" else 1e-3
     np.testing.assert_allclose(to_np(got[0]), to_np(ref[0]), rtol=tol, atol=1e-7)

@@ -1,16 +1,17 @@
 """R-Drop's consistency term over a model's outputs.
 
 The common case (no Keras mask, no sample weights) is computed from the tiled
-output by `keras_dropouts.backend.consistency.tiled`; masked or weighted outputs
-use the public `keras_dropouts.ops.divergence` functions, one call per pair of
-passes (`pairwise`).
+output, viewed by sample (`_tiling.group`), by
+`keras_dropouts.backend.consistency.tiled`; masked or weighted outputs use the
+public `keras_dropouts.ops.divergence` functions, one call per pair of passes
+(`pairwise`).
 """
 
 import keras
 from keras import ops
 
 from keras_dropouts import _internals, backend
-from keras_dropouts.models._tiling import is_nested, resolve, split
+from keras_dropouts.models._tiling import group, is_nested, resolve, split
 from keras_dropouts.ops.divergence import (
     binary_symmetric_kl,
     mean_squared_difference,
@@ -77,7 +78,7 @@ def consistency_term(y_pred, passes, sample_weight, terms, m, xla=False):
             sw = keras.tree.flatten(sw)[i] if path is None else resolve(path, sw)
         out = flat_tiled[i]
         if sw is None and len(out.shape) >= 2 and _internals.get_keras_mask(out) is None:
-            term = backend.consistency.tiled(kind, out, m, from_logits, weight, xla)
+            term = backend.consistency.tiled(kind, group(out, m), from_logits, weight, xla)
         else:
             if flat is None:
                 if len(passes) < m:

@@ -1,4 +1,14 @@
-"""R-Drop's batch tiling: `passes` copies of a batch along axis 0, and the split back."""
+"""R-Drop's batch tiling: how the `passes` copies of a batch are laid out, and the split back.
+
+This module is the one place that knows the layout. The copies are interleaved
+along axis 0: with `m` passes, row `m * i + k` of the tiled batch is pass `k` of
+sample `i` (`x0, x0, x1, x1, ...` for two passes), so `group` views a tiled tensor
+as `(B, m, ...)` with a plain reshape and the passes of one sample stay on the same
+rows. That matters under a batch-sharded `keras.distribution` mesh: each shard tiles
+its own rows and the consistency term never moves a pass to another device (a
+concatenation `[x; x]` puts a sample's two passes on different shards; see
+docs/guides/scaling.md).
+"""
 
 import keras
 from keras import ops
@@ -12,25 +22,36 @@ def is_nested(x):
     return not ops.is_tensor(x) and keras.tree.is_nested(x)
 
 
+def tile_tensor(t, m):
+    """`t` with each row repeated `m` times in place along axis 0 (`x0, x0, x1, x1, ...`)."""
+    return ops.repeat(t, m, axis=0)
+
+
 def tile(structure, m):
-    """Each tensor of `structure` repeated `m` times along axis 0 (None stays None)."""
+    """Each tensor of `structure` tiled `m` times along axis 0 (None stays None)."""
     if structure is None:
         return None
     if not is_nested(structure):
-        return ops.concatenate([structure] * m, axis=0)
-    return keras.tree.map_structure(lambda t: t if t is None else ops.concatenate([t] * m, axis=0), structure)
+        return tile_tensor(structure, m)
+    return keras.tree.map_structure(lambda t: t if t is None else tile_tensor(t, m), structure)
+
+
+def group(t, m):
+    """A tiled tensor `(m * B, ...)` viewed as `(B, m, ...)`: pass `k` of sample `i` at
+    `[i, k]`. A batch size unknown at trace time is inferred (-1); other unknown axes
+    are read from the tensor's dynamic shape."""
+    inner = tuple(t.shape[1:])
+    if any(d is None for d in inner):
+        inner = tuple(ops.shape(t)[1:])
+    return ops.reshape(t, (-1, m) + inner)
 
 
 def split_tensor(t, m, count=None):
-    """The first `count` (default `m`) of `m` equal parts of `t` along axis 0, each
-    carrying its part of `t`'s Keras mask."""
+    """The first `count` (default `m`) of the `m` passes held in the tiled tensor `t`,
+    each carrying its part of `t`'s Keras mask."""
     count = m if count is None else count
-    n = t.shape[0]
-    if n is None:
-        parts = ops.split(t, m, axis=0)[:count]
-    else:
-        b = n // m
-        parts = [t[k * b:(k + 1) * b] for k in range(count)]
+    grouped = group(t, m)
+    parts = [grouped[:, k] for k in range(count)]
     mask = _internals.get_keras_mask(t)
     if mask is not None:
         for part, part_mask in zip(parts, split_tensor(mask, m, count)):

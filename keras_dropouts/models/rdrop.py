@@ -9,6 +9,7 @@ compiled loss and the output structure is decided once per `compile()`
 (`_rdrop_plan.py`), so torch's eager step does no extra Python work per step.
 """
 
+import functools
 import warnings
 
 import keras
@@ -49,6 +50,17 @@ def _base_model(inputs, outputs, model):
             f"Received: model of type {type(model).__name__}"
         )
     return model
+
+
+def _testing(name):
+    """`keras.Model.<name>`, run inside the model's testing scope (`PassState`)."""
+
+    @functools.wraps(getattr(keras.Model, name))
+    def method(self, *args, **kwargs):
+        with self._rdrop_local.testing_scope():
+            return getattr(super(RDropModel, self), name)(*args, **kwargs)
+
+    return method
 
 
 class _Plan:
@@ -280,20 +292,12 @@ class RDropModel(keras.Model):
         with self._rdrop_local.train_step():
             return super().train_step(*args, **kwargs)
 
-    def test_step(self, *args, **kwargs):
-        # Marks `evaluate`'s step: its logs have no consistency term (see `RunningMean`).
-        with self._rdrop_local.testing_scope():
-            return super().test_step(*args, **kwargs)
-
-    def evaluate(self, *args, **kwargs):
-        # Also mutes the tracker in `evaluate`'s final read of every metric (eager ops
-        # per call, ~0.4 ms on JAX's CPU; the entry is dropped from its logs anyway).
-        with self._rdrop_local.testing_scope():
-            return super().evaluate(*args, **kwargs)
-
-    def test_on_batch(self, *args, **kwargs):
-        with self._rdrop_local.testing_scope():
-            return super().test_on_batch(*args, **kwargs)
+    # `evaluate`'s step and its entry points: their logs have no consistency term (see
+    # `RunningMean`); `evaluate` also mutes the tracker in its final read of every
+    # metric (eager ops per call, ~0.4 ms on JAX's CPU; the entry is dropped anyway).
+    test_step = _testing("test_step")
+    evaluate = _testing("evaluate")
+    test_on_batch = _testing("test_on_batch")
 
     def make_train_function(self, force=False):
         if self.consistency_every == 1:

@@ -215,28 +215,29 @@ def binary_symmetric_kl(
         p: Logits or probabilities of the first pass, `(B, ..., K)`.
         q: Same for the second pass.
         from_logits: Whether the inputs are logits.
-        mask: Optional boolean mask over the leading axes (without `K`).
+        mask: Optional boolean mask over the positions `(B, ...)`, as for
+            `reduce_consistency`.
         sample_weight: Optional per-sample or per-position weights.
-        reduction: `"mean"`, `"sum"` or `"none"`.
+        reduction: `"mean"`, `"sum"` or `"none"`, see `reduce_consistency`.
 
     Returns:
-        A float32 scalar, or per-position values (`reduction="none"`).
+        A float32 scalar, or the per-position values `(B, ...)` for `"none"`.
 
     Example:
     >>> binary_symmetric_kl(keras.ops.array([[0.0, 1.0]]), keras.ops.array([[0.5, 1.0]]))
     """
-    p, q = _pair(p, q, "p", "q")
     from_logits = _checks.check_bool(from_logits, "from_logits")
-    if len(p.shape) == 0:
-        raise _checks.invalid_tensor("p", "a tensor of rank >= 1 (units on the last axis)", p)
-    a = _binary_logits(p, from_logits)
-    b = _binary_logits(q, from_logits)
-    if from_logits:
-        pa, pb = ops.sigmoid(a), ops.sigmoid(b)
-    else:
-        pa, pb = ops.clip(p, 0.0, 1.0), ops.clip(q, 0.0, 1.0)
-    values = 0.5 * ops.mean((pa - pb) * (a - b), axis=-1)
-    return reduce_consistency(values, mask, sample_weight, reduction)
+
+    def per_unit(p, q):
+        a = _binary_logits(p, from_logits)
+        b = _binary_logits(q, from_logits)
+        if from_logits:
+            pa, pb = ops.sigmoid(a), ops.sigmoid(b)
+        else:
+            pa, pb = ops.clip(p, 0.0, 1.0), ops.clip(q, 0.0, 1.0)
+        return 0.5 * (pa - pb) * (a - b)
+
+    return _mean_over_units(per_unit, (p, q), ("p", "q"), mask, sample_weight, reduction)
 
 
 def mean_squared_difference(a, b, mask=None, sample_weight=None, reduction="mean"):
@@ -248,19 +249,27 @@ def mean_squared_difference(a, b, mask=None, sample_weight=None, reduction="mean
     Args:
         a: Output of the first pass, `(B, ..., D)`.
         b: Output of the second pass, same shape.
-        mask: Optional boolean mask over the leading axes (without `D`).
+        mask: Optional boolean mask, `(B, ...)`: positions where it is False are
+            left out of the mean.
         sample_weight: Optional per-sample or per-position weights.
-        reduction: `"mean"`, `"sum"` or `"none"`.
+        reduction: `"mean"`, `"sum"` or `"none"`, see `reduce_consistency`.
 
     Returns:
-        A float32 scalar, or per-position values (`reduction="none"`).
+        A float32 scalar (`"mean"`, `"sum"`) or per-position values.
 
     Example:
     >>> mean_squared_difference(keras.ops.zeros((2, 1)), keras.ops.ones((2, 1)))  # 1.0
     """
-    a, b = _pair(a, b, "a", "b")
+    return _mean_over_units(
+        lambda a, b: ops.square(a - b), (a, b), ("a", "b"), mask, sample_weight, reduction
+    )
+
+
+def _mean_over_units(per_unit, pair, names, mask, sample_weight, reduction):
+    """`per_unit(a, b)` of the two passes (float32, same shape, units on the last axis)
+    averaged over the units, then reduced like a loss (`reduce_consistency`)."""
+    a, b = _pair(*pair, *names)
     if len(a.shape) == 0:
-        raise _checks.invalid_tensor("a", "a tensor of rank >= 1 (units on the last axis)", a)
-    d = a - b
-    values = ops.mean(ops.square(d), axis=-1)
+        raise _checks.invalid_tensor(names[0], "a tensor of rank >= 1 (units on the last axis)", a)
+    values = ops.mean(per_unit(a, b), axis=-1)
     return reduce_consistency(values, mask, sample_weight, reduction)

@@ -17,7 +17,7 @@ from keras import ops
 #   divide_where_used(a, b): `a / b` where `b != 0`; the caller selects another value
 #       where `b == 0`.
 NAMES = (
-    "abs", "clip", "float32", "floor", "log", "logical_and", "logical_not", "logical_or",
+    "abs", "clip", "exp", "float32", "floor", "log", "logical_and", "logical_not", "logical_or",
     "max", "mean", "minimum", "moveaxis", "roll", "sigmoid", "softmax", "stop_gradient",
     "sum", "take", "to_index", "where",
     "zero_outside", "count", "divide_counts", "divide_where_used",

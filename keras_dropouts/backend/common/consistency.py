@@ -1,25 +1,31 @@
-"""R-Drop's consistency term from the tiled output of one forward pass.
+"""R-Drop's consistency term from the output of one forward pass on the tiled batch.
 
-`RDropModel` gets one output tensor holding `passes` copies of the batch. The
-common case (no Keras mask, no sample weights) is computed here directly on that
-tensor: the per-element transforms (`log_softmax`, `exp`, `sigmoid`) run once on
-the tiled tensor instead of once per pass, and the pairs come from one `roll` of
-the tiled tensor per pass offset, not from slices:
+`RDropModel` gets one output tensor holding `passes` copies of the batch, which
+`models/_tiling.py` hands here viewed as `(B, passes, ...)` (the one place that
+knows how the copies are laid out). The common case (no Keras mask, no sample
+weights) is computed here directly on that tensor: the per-element transforms
+(`log_softmax`, `exp`, `sigmoid`) run once on all passes instead of once per pass,
+and the pairs come from one sum over the passes axis, not from slices:
 
     sum over ordered pairs (a, b) of sum(u_a * (v_a - v_b))
+        = sum over passes a of sum(u_a * (m * d_a - sum over passes b of d_b))
         = sum over unordered pairs of sum((u_a - u_b) * (v_a - v_b)),
 
-with `(u, v) = (p, log p)` for the symmetric KL (from logits `(softmax(l), l)`: the
-log-sum-exp terms cancel because both distributions sum to 1), `(sigmoid(l), l)`
-for the binary KL and `(y, y)` for the squared difference. That is about half the backend ops
-(forward and backward) of calling `keras_dropouts.ops.divergence` per pair, which
-matters on torch, where every op is dispatched eagerly each step. The values are
-those of `symmetric_kl` / `binary_symmetric_kl` / `mean_squared_difference` with
-`reduction="mean"` (float32; tested equal to float rounding) for finite logits. One
-difference: logits are not capped at +-1e30 here. A non-finite logit inside a
-train step already makes the compiled cross-entropy NaN, so the cap would not
-save the step, and it costs a clip forward and backward every step. Masked or
-weighted outputs go through `keras_dropouts.ops.divergence` (`models/_consistency.py`).
+with `m` passes, `d_a = v_a - v_1` (a per-sample shift of `v` cancels; this one
+keeps the differences exact where the passes agree) and `(u, v) = (p, log p)` for
+the symmetric KL (from logits `(softmax(l), l)`: the log-sum-exp terms cancel
+because both distributions sum to 1), `(sigmoid(l), l)` for the binary KL and
+`(y, y)` for the squared difference. Every operation stays within a sample's own passes,
+so a batch-sharded tensor needs no data from other devices. That is about half the
+backend ops (forward and backward) of calling `keras_dropouts.ops.divergence` per
+pair, which matters on torch, where every op is dispatched eagerly each step. The
+values are those of `symmetric_kl` / `binary_symmetric_kl` /
+`mean_squared_difference` with `reduction="mean"` (float32; tested equal to float
+rounding) for finite logits. One difference: logits are not capped at +-1e30 here. A
+non-finite logit inside a train step already makes the compiled cross-entropy NaN,
+so the cap would not save the step, and it costs a clip forward and backward every
+step. Masked or weighted outputs go through `keras_dropouts.ops.divergence`
+(`models/_consistency.py`).
 """
 
 import math
@@ -46,25 +52,28 @@ def wanted(model):
 
 
 def transforms(xp, kind, z, from_logits):
-    """Per-element `(u, v)` whose per-position divergence is `sum((u_a - u_b) * (v_a - v_b))`."""
+    """Per-element `(u, v, norm)`: the per-position divergence is
+    `sum((u_a / n_a - u_b / n_b) * (v_a - v_b))` over the last axis, `n` being the
+    sum of `u` over the last axis where `norm` is True, else 1."""
     if kind == "mse":
-        return z, z
+        return z, z, False
     eps = keras.config.epsilon()
     if kind == "kl":
         if from_logits:
+            # p = exp(z - c) / sum(exp(z - c)) for any per-position c (the max, for range);
             # log p = z - logsumexp(z), and sum_c (p_a - p_b) = 0, so the logsumexp
             # terms cancel: sum((p_a - p_b) * (log p_a - log p_b)) = sum((p_a - p_b) * (z_a - z_b)).
-            return xp.softmax(z), z
-        return xp.clip(z, 0.0, 1.0), xp.log(xp.clip(z, eps, 1.0))
+            return xp.exp(z - xp.stop_gradient(xp.max(z, axis=-1, keepdims=True))), z, True
+        return xp.clip(z, 0.0, 1.0), xp.log(xp.clip(z, eps, 1.0)), False
     # binary_kl
     if from_logits:
-        return xp.sigmoid(z), z
+        return xp.sigmoid(z), z, False
     logits = xp.log(xp.clip(z, eps, 1.0)) - xp.log(xp.clip(1.0 - z, eps, 1.0))
-    return xp.clip(z, 0.0, 1.0), logits
+    return xp.clip(z, 0.0, 1.0), logits, False
 
 
-def tiled(kind, tiled_output, passes, from_logits, weight, xla=False, xp=array_ops.KerasOps):
-    """`weight * sum over pairs of D(pass a, pass b)`, from the tiled output, no mask/weights.
+def tiled(kind, grouped, from_logits, weight, xla=False, xp=array_ops.KerasOps):
+    """`weight * sum over pairs of D(pass a, pass b)` of a grouped output, no mask/weights.
 
     `D` is the mean over positions, as the `ops.divergence` functions reduce it:
     the KLs are halved (`(KL(P||Q) + KL(Q||P)) / 2`), the symmetric KL sums the
@@ -73,27 +82,34 @@ def tiled(kind, tiled_output, passes, from_logits, weight, xla=False, xp=array_o
 
     Args:
         kind: "kl", "binary_kl" or "mse".
-        tiled_output: The output holding `passes` copies of the batch along axis 0.
-        passes: Int >= 2.
+        grouped: The output on the tiled batch viewed as `(B, passes, ...)`
+            (`models/_tiling.group`), rank >= 3; `passes` (axis 1) must be known.
         from_logits: Whether the output holds logits.
         weight: Python float, the term's weight.
         xla: Unused here: only TensorFlow's `consistency.tiled` has an XLA form
             (`wanted` says when; it is False on the other backends).
-        xp: The array functions (`array_ops.KerasOps`, or torch's eager ones).
+        xp: The array functions (`array_ops.KerasOps`, or torch's eager `TorchOps`).
 
     Returns:
         A float32 scalar tensor.
     """
     del xla
-    z = xp.float32(tiled_output)
+    z = xp.float32(grouped)
     shape = tuple(z.shape)
-    u, v = transforms(xp, kind, z, from_logits)
-    n = shape[0]
-    b = n // passes if n is not None else ops.shape(z)[0] // passes
-    total = None
-    for k in range(1, passes):
-        s = xp.sum(u * (v - xp.roll(v, k * b)))
-        total = s if total is None else total + s
+    passes = shape[1]
+    u, v, norm = transforms(xp, kind, z, from_logits)
+    # Differences from the first pass: exact where the passes agree closely, so the
+    # sum over the passes axis adds no rounding of the size of `v` itself (the shift
+    # cancels: sum_a u_a * (m * c - m * c) = 0).
+    d = v - v[:, :1]
+    w = float(passes) * d - xp.sum(d, axis=1, keepdims=True)
+    if norm:
+        # Normalised after the class sum, not by a softmax before it: a position's two
+        # class sums are independent, so where a mesh shards the classes they travel in
+        # one all-reduce with the compiled loss's (tests/test_multi_process_collectives.py).
+        total = xp.sum(xp.sum(u * w, axis=-1) / xp.sum(u, axis=-1))
+    else:
+        total = xp.sum(u * w)
     scale = weight * (1.0 if kind == "mse" else 0.5)
     # Positions per pass: every element, except that `kl` sums the class axis.
     if all(s is not None for s in shape):

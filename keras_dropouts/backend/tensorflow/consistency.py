@@ -28,12 +28,12 @@ def num_replicas():
     return tf.distribute.get_strategy().num_replicas_in_sync
 
 
-def tiled(kind, tiled_output, passes, from_logits, weight, xla=False):
+def tiled(kind, grouped, from_logits, weight, xla=False):
     """`common.consistency.tiled`; with `xla=True` (see `wanted`) its value and gradient
     come from one XLA computation (`compiled`)."""
     if xla:
-        return compiled(common.tiled, kind, passes, from_logits, weight)(tiled_output)
-    return common.tiled(kind, tiled_output, passes, from_logits, weight)
+        return compiled(common.tiled, kind, from_logits, weight)(grouped)
+    return common.tiled(kind, grouped, from_logits, weight)
 
 
 def wanted(model):
@@ -59,14 +59,15 @@ def _xla_works():
 
 
 @functools.lru_cache(maxsize=None)
-def compiled(fn, kind, passes, from_logits, weight):
-    """`z -> fn(kind, z, passes, from_logits, weight)`, value and gradient from one XLA call."""
+def compiled(fn, kind, from_logits, weight):
+    """`z -> fn(kind, z, from_logits, weight)`, value and gradient from one XLA call (`z`:
+    the grouped output, `(B, passes, ...)`)."""
 
     @tf.function(jit_compile=True, autograph=False)
     def value_and_gradient(z):
         with tf.GradientTape() as tape:
             tape.watch(z)
-            value = fn(kind, z, passes, from_logits, weight)
+            value = fn(kind, z, from_logits, weight)
         return value, tape.gradient(value, z)
 
     # Not converted by autograph (a user's `tf.function`): it would call the undecorated

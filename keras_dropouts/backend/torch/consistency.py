@@ -17,9 +17,9 @@ from keras_dropouts.backend.common.consistency import (  # noqa: F401 - re-expor
 from keras_dropouts.backend.torch.array_ops import TorchOps
 
 
-def tiled(kind, tiled_output, passes, from_logits, weight, xla=False):
+def tiled(kind, grouped, from_logits, weight, xla=False):
     """`common.consistency.tiled` with torch's own functions for a torch tensor (a
     Keras symbolic tensor takes `keras.ops`)."""
-    if not isinstance(tiled_output, torch.Tensor):
-        return common.tiled(kind, tiled_output, passes, from_logits, weight, xla)
-    return common.tiled(kind, tiled_output, passes, from_logits, weight, xla, xp=TorchOps)
+    if not isinstance(grouped, torch.Tensor):
+        return common.tiled(kind, grouped, from_logits, weight, xla)
+    return common.tiled(kind, grouped, from_logits, weight, xla, xp=TorchOps)
