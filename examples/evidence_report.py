@@ -884,18 +884,22 @@ def replace_section(text, section):
     return f"{text[: start + len(START)]}\n{section.strip()}\n{text[end:]}"
 
 
+def current_section(docs, link_dir="docs"):
+    """The README's evidence section: plan version 2's, built from its raw runs, where
+    `docs` has any (it links plan version 1's reports as history); else plan version 1's."""
+    if glob.glob(os.path.join(docs, "evidence_fmnist_*_runs.json.gz")):
+        from evidence_fmnist_readme import readme_section as plan_v2_section
+
+        return plan_v2_section(docs, link_dir)
+    return readme_section(docs, link_dir)
+
+
 def update_readme(readme="README.md", docs="docs"):
     """Writes the evidence summary into `readme` between the markers; True if it changed."""
     with open(readme) as f:
         text = f.read()
     docs_rel = os.path.relpath(docs, os.path.dirname(os.path.abspath(readme)))
-    if glob.glob(os.path.join(docs, "evidence_fmnist_*_runs.json.gz")):
-        # Plan version 2's runs supersede version 1's reports (which it links as history).
-        from evidence_fmnist_readme import readme_section as plan_v2_section
-
-        section = plan_v2_section(docs, docs_rel)
-    else:
-        section = readme_section(docs, docs_rel)
+    section = current_section(docs, docs_rel)
     new = replace_section(text, section)
     if new != text:
         with open(readme, "w") as f:
