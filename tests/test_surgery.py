@@ -45,9 +45,10 @@ def assert_same_predictions(new, model, x):
     np.testing.assert_array_equal(to_np(new(x, training=False)), to_np(model(x, training=False)))
 
 
-def fit_one_step(model, x, y, callback, loss="sparse_categorical_crossentropy"):
+def fit_one_step(model, x, y, callbacks, loss="sparse_categorical_crossentropy"):
     model.compile("sgd", loss)
-    model.fit(x, y, batch_size=len(x), epochs=1, verbose=0, callbacks=[callback])
+    callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+    model.fit(x, y, batch_size=len(x), epochs=1, verbose=0, callbacks=callbacks)
 
 
 @pytest.fixture(scope="module")
@@ -95,8 +96,9 @@ def test_insert_drop_path_resnet50_one_per_residual_block(resnet, images, capsys
 
 def test_resnet50_drop_block_and_drop_path_save_load(resnet, images, tmp_path):
     """The README recipe on ResNet50: DropBlock on groups 3 and 4 (and their skip
-    connections) plus stochastic depth on all 16 blocks; one `.keras` round trip. (One
-    compiled step with schedules: tests/test_surgery_hub.py, on a smaller ResNet.)"""
+    connections) plus stochastic depth on all 16 blocks; one `.keras` round trip; then
+    one compiled train step of the loaded model in which two schedules reach all 34
+    inserted layers (the rates the step wrote are what `layer.rate` reads after `fit`)."""
     model, snapshot = resnet
     outs = resnet50_block_names("out", stages=(4, 5))
     new = kd.surgery.insert_drop_block(
@@ -111,6 +113,14 @@ def test_resnet50_drop_block_and_drop_path_save_load(resnet, images, tmp_path):
     )
     assert_same_predictions(loaded, model, images)
     assert_unchanged(model, snapshot)
+    late = kd.callbacks.LateDropout(0.4, start_step=0, layers=kd.layers.DropPath, depth_rule="linear")
+    ramp = kd.callbacks.DropoutScheduler(lambda step: 0.05, layers=kd.layers.DropBlock2D)
+    fit_one_step(loaded, images, np.zeros((len(images),), "int32"), [late, ramp])
+    assert late.evaluation == ramp.evaluation == "in_step"
+    assert len(late.targets) == 16 and len(ramp.targets) == 18
+    expected = [0.4 * (i + 1) / 16 for i in range(16)]
+    np.testing.assert_allclose([layer.rate for layer in late.targets], expected, rtol=1e-6)
+    np.testing.assert_allclose([layer.rate for layer in ramp.targets], [0.05] * 18, rtol=1e-6)
 
 
 def test_insert_drop_path_stagewise_rates(resnet, capsys):
@@ -193,7 +203,7 @@ def convnext_tiny_with_drop_path():
     )
 
 
-def test_swap_dropout_convnext_stochastic_depth(images, capsys):
+def test_swap_dropout_convnext_stochastic_depth(images, capsys, tmp_path):
     model = convnext_tiny_with_drop_path()
     foreign = [layer for layer in model.layers if type(layer).__name__ == "StochasticDepth"]
     new = kd.surgery.swap_dropout(model)
@@ -204,6 +214,16 @@ def test_swap_dropout_convnext_stochastic_depth(images, capsys):
     assert [layer.name for layer in converted] == [layer.name for layer in foreign]
     assert not any(type(layer).__name__ == "StochasticDepth" for layer in new.layers)
     assert_same_predictions(new, model, images)
+    # `.keras` round trip, then one compiled step in which a late schedule with the
+    # same linspace rule reaches all 17 converted layers.
+    path = str(tmp_path / "convnext.keras")
+    new.save(path)
+    loaded = keras.models.load_model(path)
+    assert_same_predictions(loaded, model, images)
+    late = kd.callbacks.LateDropout(0.2, start_step=0, layers=kd.layers.DropPath, depth_rule="linspace")
+    fit_one_step(loaded, images, np.zeros((len(images),), "int32"), late)
+    assert late.evaluation == "in_step" and len(late.targets) == 17
+    np.testing.assert_allclose([layer.rate for layer in late.targets], np.linspace(0, 0.2, 17), rtol=1e-6, atol=1e-7)
     # Only the first block (rate 0: no StochasticDepth) gets a DropPath; the others
     # have a drop path on their branch already.
     inserted = kd.surgery.insert_drop_path(new, 0.1)

@@ -151,3 +151,22 @@ def test_resnet50_sixteen_blocks(capsys):
 def test_bad_arguments(kwargs, name):
     with pytest.raises(ValueError, match=f"argument `{name}`"):
         kd.surgery.insert_drop_path(small_resnet(), 0.1, **kwargs)
+
+
+def test_nested_functional_models_count_every_block(capsys):
+    """A nested functional model's blocks are wrapped too, and counted with the outer ones."""
+    inner_in = keras.Input((6,))
+    inner_out = keras.layers.Add(name="inner_add")([inner_in, keras.layers.Dense(6, name="g")(inner_in)])
+    inner = keras.Model(inner_in, inner_out, name="inner")
+    inp = keras.Input((6,))
+    x = inner(inp)
+    x = keras.layers.Add(name="outer_add")([x, keras.layers.Dense(6, name="h")(x)])
+    model = keras.Model(inp, x)
+    new = kd.surgery.insert_drop_path(model, 0.2, skip_compute=True)
+    assert capsys.readouterr().out.strip() == (
+        "insert_drop_path: 2 StochasticResidual on 2 residual Add (linear, rates 0.1 to 0.2)"
+    )
+    assert [layer.name for layer in _stochastic(new.get_layer("inner"))] == ["inner_add"]
+    assert [layer.name for layer in _stochastic(new)] == ["outer_add"]
+    x = np.random.RandomState(2).rand(3, 6).astype("float32")
+    np.testing.assert_allclose(to_np(new(x)), to_np(model(x)), rtol=1e-6, atol=1e-6)

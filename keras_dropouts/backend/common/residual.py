@@ -141,8 +141,8 @@ def stochastic_residual(
     shards = shards if shards > 1 and batch % shards == 0 else 1
     per = batch // shards
     sizes = bucket_sizes(per, buckets)
-    noise, u = _draws(batch, shards, seed, uniform)
-    perm = ops.argsort(noise, axis=-1)
+    ranks, u = _draws(batch, shards, seed, uniform)
+    perm = ops.argsort(ranks, axis=-1)
     inverse = ops.argsort(perm, axis=-1)
     index = bucket_index(sizes, per, rate, u)
     return switch(index, bucket_fns(s, branch, sizes, per, perm, inverse), (s, x), variables)

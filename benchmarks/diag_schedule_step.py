@@ -1,0 +1,123 @@
+"""Issue 27 diagnosis: does the JAX in-step schedule make the compiled step itself slower?
+
+JAX only. Builds the model of `bench_schedule_layers.py` (n x (Dense(256) +
+ScheduledDropout)) and times the jitted train step alone, outside `fit`, each compiled
+once and called `--steps` times in a row on donated state (as Keras' own JAX trainer
+calls it):
+
+- `keras`: the model's own `train_step` (no schedule); `keras2`: the same again (A/A);
+- `linked`: the model's own step, traced while every layer reads the first layer's
+  rate variable, as the layers of one schedule group do during a scheduled `fit`;
+- `wrapped`: the step our schedule callback installs (`DropoutScheduler(LinearRamp)` on
+  every layer), taken from the model during a `fit`.
+
+The order of the configurations is shuffled in every repeat; it prints each one's
+median ratio to `keras` of the same repeat, with the 25-75% range. Run it under
+`taskset -c 0` to see the same comparison on one core.
+
+Usage:
+    KERAS_BACKEND=jax python benchmarks/diag_schedule_step.py --layers 50
+"""
+
+import argparse
+import os
+import sys
+import time
+
+import jax
+import keras
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_schedule_layers as bench  # noqa: E402
+
+import keras_dropouts as kd  # noqa: E402
+from keras_dropouts import _internals  # noqa: E402
+from keras_dropouts.layers.base import link_rate, unlink_rates  # noqa: E402
+
+
+def state_of(model):
+    return (
+        [v.value for v in model.trainable_variables],
+        [v.value for v in model.non_trainable_variables],
+        [v.value for v in model.optimizer.variables],
+        [v.value for v in model.metrics_variables],
+    )
+
+
+def compiled(step, model, data):
+    def call(state, batch):  # a new callable: jax.jit caches traces by function
+        return step(state, batch)
+
+    return jax.jit(call, donate_argnums=0).lower(state_of(model), data).compile()
+
+
+def build_functions(model, data, x, y):
+    own = type(model).train_step.__get__(model)
+    functions = {"keras": compiled(own, model, data), "keras2": compiled(own, model, data)}
+    drops = [layer for layer in model.layers if isinstance(layer, kd.layers.ScheduledDropout)]
+    for layer in drops[1:]:
+        link_rate(layer, drops[0].rate_variable)
+    functions["linked"] = compiled(own, model, data)
+    unlink_rates(drops[1:])
+
+    class Capture(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if "wrapped" not in functions:
+                wrapper = _internals.get_instance_attribute(model, "train_step")
+                functions["wrapped"] = compiled(wrapper, model, data)
+
+    ramp = kd.callbacks.DropoutScheduler(kd.schedules.LinearRamp(0.2, end_step=10**7))
+    model.fit(x, y, batch_size=len(x), epochs=1, verbose=0, callbacks=[ramp, Capture()])
+    return functions
+
+
+def timed(function, model, data, steps):
+    state = jax.tree_util.tree_map(lambda a: a.copy(), state_of(model))
+    _, state = function(state, data)
+    jax.block_until_ready(state)
+    start = time.perf_counter()
+    for _ in range(steps):
+        _, state = function(state, data)
+    jax.block_until_ready(state)
+    return (time.perf_counter() - start) / steps
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--layers", type=int, nargs="+", default=[50])
+    parser.add_argument("--width", type=int, default=256)
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--repeats", type=int, default=40)
+    args = parser.parse_args()
+    if keras.backend.backend() != "jax":
+        raise SystemExit("diag_schedule_step.py times jitted JAX steps: run it with KERAS_BACKEND=jax")
+    print(f"cores={len(os.sched_getaffinity(0))} width={args.width} batch={args.batch} "
+          f"steps={args.steps} repeats={args.repeats}")
+    rng = np.random.default_rng(0)
+    for n in args.layers:
+        model = bench.build(n, args.width, True)
+        x = rng.normal(size=(args.batch, args.width)).astype("float32")
+        y = np.zeros((args.batch, 1), "float32")
+        model.fit(x, y, batch_size=args.batch, epochs=1, verbose=0)
+        data = (jax.numpy.asarray(x), jax.numpy.asarray(y))
+        functions = build_functions(model, data, x, y)
+        for f in functions.values():
+            timed(f, model, data, args.steps)
+        times = {name: [] for name in functions}
+        for _ in range(args.repeats):
+            names = list(functions)
+            rng.shuffle(names)
+            for name in names:
+                times[name].append(timed(functions[name], model, data, args.steps))
+        base = np.asarray(times["keras"])
+        cells = [f"{n} layers, {np.median(base) * 1e3:.1f} ms/step:"]
+        for name in ("keras2", "linked", "wrapped"):
+            r = np.asarray(times[name]) / base
+            cells.append(f"{name} {np.median(r):.3f} [{np.percentile(r, 25):.3f}-{np.percentile(r, 75):.3f}]")
+        print("  ".join(cells), flush=True)
+
+
+if __name__ == "__main__":
+    main()
