@@ -30,6 +30,9 @@ $(STAMP): pyproject.toml requirements/test.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(CONSTRAINTS) -e ".[$(EXTRAS)]"
+	# keras-cv's files only, for tests/test_surgery_keras_cv.py: its dependencies
+	# (tensorflow-datasets, kagglehub) conflict with keras-hub's and are never imported.
+	$(PY) -m pip install -q --no-deps keras-cv==0.9.0
 	touch $(STAMP)
 
 venv-oldest: $(OLDEST_STAMP)

@@ -530,8 +530,24 @@ def _dino_drop_path(layer):
     return None, None, "multiplies by (uniform + keep) / keep (no floor): not a per-sample drop"
 
 
+def _keras_cv_drop_path(layer):
+    # keras-cv 0.9 DropPath(rate, seed): keep where U > rate, x / (1 - rate).
+    return float(layer.rate), layer._seed_val, None
+
+
+def _keras_cv_stochastic_depth(layer):
+    # keras-cv 0.9 StochasticDepth(rate) on [shortcut, residual]: one Bernoulli draw
+    # for the whole batch, no rescaling in training, residual * (1 - rate) at inference.
+    return None, None, (
+        "takes [shortcut, residual] and keeps the residual for the whole batch or none of it, "
+        "unscaled in training and scaled by 1 - rate at inference: not a per-sample drop path"
+    )
+
+
 _FOREIGN_DROP_PATHS = (
     ("keras.src.applications.convnext", "StochasticDepth", _convnext_stochastic_depth),
+    ("keras_cv.src.layers.regularization.drop_path", "DropPath", _keras_cv_drop_path),
+    ("keras_cv.src.layers.regularization.stochastic_depth", "StochasticDepth", _keras_cv_stochastic_depth),
     ("keras_hub.src.models.swin_transformer.swin_transformer_layers", "DropPath", _swin_drop_path),
     ("keras_hub.src.models.mit.mit_layers", "DropPath", _mit_drop_path),
     ("keras_hub.src.models.mobilenetv5.mobilenetv5_layers", "DropPath", _mobilenetv5_drop_path),
@@ -553,8 +569,9 @@ def _foreign_readers():
 
 def foreign_drop_path_types():
     """The foreign drop-path layer classes that exist in this process (Keras' ConvNeXt
-    `StochasticDepth`, Keras 3.8 - 3.15; keras-hub 0.32's Swin, MiT, MobileNetV5 and
-    DINOv2/v3 drop-path layers), as a tuple; only from modules already imported."""
+    `StochasticDepth`, Keras 3.8 - 3.15; keras-cv 0.9's `DropPath` and `StochasticDepth`;
+    keras-hub 0.32's Swin, MiT, MobileNetV5 and DINOv2/v3 drop-path layers), as a
+    tuple; only from modules already imported."""
     return tuple(cls for cls, _ in _foreign_readers())
 
 

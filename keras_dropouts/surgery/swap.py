@@ -25,12 +25,13 @@ def swap_dropout(model, verbose=True):
       with the same rate, noise shape (channel-wise for `SpatialDropout*`), seed and name.
     - Other libraries' per-sample drop-path layers, recognised by type, become
       `keras_dropouts.layers.DropPath` with the same rate, seed and name: Keras'
-      ConvNeXt `StochasticDepth` (`keras.applications.ConvNeXt*`) and keras-hub's Swin,
-      MiT and MobileNetV5 `DropPath` (all: a per-sample keep mask with probability
-      `1 - rate`, kept samples scaled by `1 / (1 - rate)`, as ours). A foreign layer
-      that computes something else (keras-hub's `DINOV2DropPath` / `DINOV3DropPath`,
-      multiplicative noise; MobileNetV5's with `scale_by_keep=False`) is kept as it is
-      and named in a warning.
+      ConvNeXt `StochasticDepth` (`keras.applications.ConvNeXt*`), keras-cv's `DropPath`
+      and keras-hub's Swin, MiT and MobileNetV5 `DropPath` (all: a per-sample keep mask
+      with probability `1 - rate`, kept samples scaled by `1 / (1 - rate)`, as ours). A
+      foreign layer that computes something else (keras-hub's `DINOV2DropPath` /
+      `DINOV3DropPath`, multiplicative noise; MobileNetV5's with `scale_by_keep=False`;
+      keras-cv's two-input `StochasticDepth`, one draw for the whole batch) is kept as
+      it is and named in a warning.
 
     Both are found in the graph (nested Sequential / functional models included) and
     as attributes of subclassed layers, at any depth: keras-hub's `TransformerEncoder`
