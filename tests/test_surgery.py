@@ -214,8 +214,8 @@ def test_swap_dropout_convnext_stochastic_depth(images, capsys, tmp_path):
     assert [layer.name for layer in converted] == [layer.name for layer in foreign]
     assert not any(type(layer).__name__ == "StochasticDepth" for layer in new.layers)
     assert_same_predictions(new, model, images)
-    # `.keras` round trip, then one compiled step in which a late schedule with the
-    # same linspace rule reaches all 17 converted layers.
+    # `.keras` round trip, then one compiled step in which a late schedule (linspace
+    # depth rule over its 17 targets) reaches every converted layer.
     path = str(tmp_path / "convnext.keras")
     new.save(path)
     loaded = keras.models.load_model(path)

@@ -97,9 +97,16 @@ def test_bert_backbone_swap_dropout(tmp_path, capsys):
             np.testing.assert_array_equal(to_np(out[key]), to_np(ref[key]))
     with pytest.raises(ValueError, match=r"cannot be rewired: .*'transformer_layer_0'"):
         kd.surgery.insert_drop_path(bert, 0.1)
+    # Late dropout at 0.3 on every converted layer, inside one compiled step.
+    late = kd.callbacks.LateDropout(0.3, start_step=0, layers=kd.layers.ScheduledDropout)
+    loaded.compile("sgd", {"sequence_output": "mse", "pooled_output": None})
+    y = {"sequence_output": np.zeros((2, 8, 8), "float32"), "pooled_output": np.zeros((2, 8), "float32")}
+    loaded.fit(x, y, batch_size=2, epochs=1, verbose=0, callbacks=[late])
+    assert late.evaluation == "in_step" and len(late.targets) == 3 * layers_n + 1
+    np.testing.assert_allclose([layer.rate for layer in scheduled(loaded)], [0.3] * (3 * layers_n + 1), rtol=1e-6)
 
 
-def test_mit_backbone_own_drop_paths(capsys):
+def test_mit_backbone_own_drop_paths(tmp_path, capsys):
     import keras_hub
 
     depths = [1, 1]
@@ -120,6 +127,19 @@ def test_mit_backbone_own_drop_paths(capsys):
     np.testing.assert_array_equal(to_np(new(x, training=False)), to_np(mit(x, training=False)))
     with pytest.raises(ValueError, match=r"'hierarchical_encoder_0_0'.*own drop-path layers.*swap_dropout"):
         kd.surgery.insert_drop_path(mit, 0.1)
+
+    path = str(tmp_path / "mit.keras")
+    new.save(path)
+    loaded = keras.models.load_model(path)
+    np.testing.assert_array_equal(to_np(loaded(x, training=False)), to_np(mit(x, training=False)))
+    # Late stochastic depth with the linspace rule on the converted drop paths, inside
+    # one compiled step.
+    late = kd.callbacks.LateDropout(0.2, start_step=0, layers=kd.layers.DropPath, depth_rule="linspace")
+    loaded.compile("sgd", "mse")
+    loaded.fit(x, np.zeros((2,) + tuple(loaded.output.shape[1:]), "float32"), batch_size=2, epochs=1, verbose=0,
+               callbacks=[late])
+    assert late.evaluation == "in_step" and len(late.targets) == blocks
+    np.testing.assert_allclose([layer.rate for layer in late.targets], np.linspace(0, 0.2, blocks), atol=1e-7)
 
 
 def test_resnet_backbone_drop_path_and_drop_block(tmp_path, capsys):
