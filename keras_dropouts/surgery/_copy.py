@@ -67,10 +67,15 @@ def copy_rewired(model, make_rewrite):
     except _CannotCopy:
         fresh = fresh_copy(model)
         return rewire(fresh, make_rewrite(fresh))
+    copy_weights(pairs)
+    return new
+
+
+def copy_weights(pairs):
+    """Gives each `copy` of `(layer, copy)` in `pairs` the weights of its `layer`."""
     for old, copy in pairs:
         if old.weights:
             copy.set_weights(old.get_weights())
-    return new
 
 
 def _copy_layer(layer):

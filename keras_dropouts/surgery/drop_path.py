@@ -1,5 +1,7 @@
 """`insert_drop_path`: stochastic depth on every residual branch of a functional model."""
 
+import collections
+
 import keras
 
 from keras_dropouts._checks import check_bool, check_choice, check_rate
@@ -90,7 +92,7 @@ def insert_drop_path(model, rate, depth_rule="linear", verbose=True, skip_comput
         residuals = scan.residuals if m is model else Scan(m).residuals
         plan = {id(r.op): (r.branch, rate * f, f"{r.op.name}_drop_path") for r, f in zip(residuals, factors)}
         rewrite = _InsertDropPath(plan)
-        return branches.wrap(rewrite, plan, m, residuals) if branches else rewrite
+        return branches.wrap(rewrite, m, residuals) if branches else rewrite
 
     new = copy_rewired(model, make_rewrite)
     if verbose:
@@ -118,13 +120,12 @@ def _check_arguments(model, rate, depth_rule, verbose, skip_compute, buckets):
 def _report_parts(scan, depth_rule, rate, factors, branches=None):
     """The parts of the `verbose=True` line: inserted layers by kind of addition (the
     last with the rule and the range of rates), then what was left alone."""
-    kinds = {}
-    for r in scan.residuals:
-        kinds[r.kind] = kinds.get(r.kind, 0) + 1
     label = {"Add": "residual Add", "+": "residual `+`"}
-    parts = [f"{c} DropPath on {c} {label[k]}" for k, c in kinds.items()]
     if branches:
         parts = branches.parts(label)
+    else:
+        kinds = collections.Counter(r.kind for r in scan.residuals)
+        parts = [f"{c} DropPath on {c} {label[k]}" for k, c in kinds.items()]
     parts[-1] += f" ({depth_rule}, rates {rate * min(factors):.4g} to {rate * max(factors):.4g})"
     if scan.with_drop_path:
         parts.append(f"{len(scan.with_drop_path)} with a drop path already")

@@ -19,7 +19,7 @@ import keras
 
 from keras_dropouts import _internals
 from keras_dropouts.layers.stochastic_residual import StochasticResidual
-from keras_dropouts.surgery._copy import Rewrite
+from keras_dropouts.surgery._copy import Rewrite, copy_weights
 from keras_dropouts.surgery._residual import block_input, producer
 
 #: The original tensors of a branch that can be cut out of its graph.
@@ -34,12 +34,12 @@ class StochasticResiduals:
         self.buckets = buckets
         self.found = {}  # id(add) -> Branch, or why its branch cannot be cut out
 
-    def wrap(self, rewrite, plan, model, residuals):
-        """`rewrite` (the DropPath rewrite of `plan`: id(add) -> (branch index, rate,
+    def wrap(self, rewrite, model, residuals):
+        """`rewrite` (the DropPath rewrite; its `plan`: id(add) -> (branch index, rate,
         name)) with every add of `residuals` whose branch can be cut out replaced."""
         self.found = find_branches(model, residuals)
         self.kinds = {id(r.op): r.kind for r in residuals}
-        return _Rewrite(rewrite, plan, self.found, self.buckets)
+        return _Rewrite(rewrite, self.found, self.buckets)
 
     def parts(self, label):
         """Report parts: the DropPath fallbacks (with why) and the StochasticResidual
@@ -60,8 +60,8 @@ class StochasticResiduals:
 
 
 class _Rewrite(Rewrite):
-    def __init__(self, fallback, plan, found, buckets):
-        self.fallback, self.plan, self.found, self.buckets = fallback, plan, found, buckets
+    def __init__(self, fallback, found, buckets):
+        self.fallback, self.found, self.buckets = fallback, found, buckets
 
     def replace(self, layer):
         return self.fallback.replace(layer)
@@ -73,7 +73,7 @@ class _Rewrite(Rewrite):
         branch = self.found.get(id(original))
         if not isinstance(branch, Branch):
             return self.fallback.call(original, op, args, kwargs)
-        index, rate, _ = self.plan[id(original)]
+        index, rate, _ = self.fallback.plan[id(original)]
         inputs = list(args[0]) if isinstance(op, keras.layers.Add) else list(args)
         shortcut, x = inputs[1 - index], block_input(inputs)
         like = original if isinstance(original, keras.layers.Layer) else producer(branch.output)
@@ -159,7 +159,5 @@ def branch_model(branch, name):
     start = branch.block_input
     x = keras.Input(batch_shape=start.shape, dtype=start.dtype, name=f"{name}_input")
     model = keras.models.clone_model(source, input_tensors=x, clone_function=clone)
-    for old, new in pairs:
-        if old.weights:
-            new.set_weights(old.get_weights())
+    copy_weights(pairs)
     return model

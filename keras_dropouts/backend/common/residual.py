@@ -137,7 +137,7 @@ def stochastic_residual(
     batch = ops.shape(x)[0]
     rate = ops.cast(dropout.rate_tensor(rate), "float32")
     if not isinstance(batch, int):
-        return masked(x, branch, rate, seed, uniform, s)
+        return masked(x, branch, rate, seed, uniform, shortcut)
     shards = shards if shards > 1 and batch % shards == 0 else 1
     per = batch // shards
     sizes = bucket_sizes(per, buckets)
