@@ -100,8 +100,9 @@ docs: $(DOCS_STAMP)
 demo: $(STAMP)
 	$(PY) examples/demo_digits.py
 
-# Plan version 2 (docs/evidence_plan.md), its primary profile fmnist-cpu, as two shard
-# processes (one per core). Plan version 1 (digits): examples/evidence.py --profile cpu --jobs 2.
+# Plan version 3 (docs/evidence_plan_v3.md), its primary profile fmnist-cpu, as two shard
+# processes (one per core); MNIST-1D comes from the `mnist1d` package of the dev extra.
+# Plan version 2: add --plan-version 2; plan version 1 (digits): --profile cpu --jobs 2.
 evidence: $(STAMP) fashion-mnist
 	$(PY) examples/evidence.py --profile fmnist-cpu --jobs 2
 

@@ -101,7 +101,7 @@ PROFILES = {
 # Plan version 2 (docs/evidence_plan.md: its profiles, regimes, arms and claims live there,
 # examples/evidence_fmnist.py runs them). The constants above and below are plan version 1.
 PLAN_PROFILES = ("fmnist-cpu", "fmnist-gpu", "fmnist-smoke")
-PLAN_REGIMES = ("cnn", "fc", "resmlp", "underfit")
+PLAN_REGIMES = ("cnn", "fc", "resmlp", "underfit", "seq1d")
 
 # Method recipes (the papers' settings, scaled to 16x16 digits), fixed for every profile.
 DROPOUT_RATE = 0.2      # Dropout, R-Drop's dropout, late dropout: after each conv stage
@@ -189,6 +189,9 @@ def parse_args(argv=None):
                    help="scale (default cpu: plan version 1 on digits); fmnist-*: plan version 2 "
                    "(docs/evidence_plan.md), `make evidence` runs fmnist-cpu")
     p.add_argument("--smoke", action="store_true", help="the same as --profile fmnist-smoke")
+    p.add_argument("--plan-version", type=int, choices=(2, 3), default=3,
+                   help="fmnist-* profiles: the plan version (default 3, docs/evidence_plan_v3.md; "
+                   "2: docs/evidence_plan.md, e.g. to rebuild its report with --report-only)")
     p.add_argument("--data-dir", help="a folder with Fashion-MNIST's IDX files (fmnist-* profiles)")
     p.add_argument("--seeds", type=int, help="override both regimes' seed counts (not for results)")
     p.add_argument(

@@ -1,15 +1,18 @@
-"""Plan version 2's runs (docs/evidence_plan.md): Fashion-MNIST, four regimes, paired seeds.
+"""The runs of plan versions 2 and 3 (docs/evidence_plan.md, docs/evidence_plan_v3.md):
+Fashion-MNIST (and MNIST-1D from version 3), paired seeds.
 
 `examples/evidence.py --profile fmnist-cpu` (what `make evidence` runs), `fmnist-gpu` or
 `fmnist-smoke` comes here. The regimes, arms, sizes and recipe are read from the plan's
 `json plan` block, never written here: this file only says how an arm is built and trained.
 
-- cnn: conv-reg-pool-conv-reg-pool-dense10; none, dropout_ramp (Dropout on the same linear
-  ramp as DropBlock), dropblock, probdropblock (both ramped to the same target rate).
+- cnn: conv-reg-pool-conv-reg-pool[-dense]-dense10; none, dropout_ramp (Dropout on the same
+  linear ramp as DropBlock), dropblock, probdropblock (both ramped to the same target rate).
 - fc: Srivastava et al.'s MLP; none, dropout (0.2 inputs, 0.5 hidden), rdrop (same dropout).
 - resmlp: residual MLP blocks with DropPath on the branch; none, sd_standard (rates linear
   in depth), sd_late (the same rates, 0 until the cutoff).
 - underfit: a tiny CNN on all training images; none, dropout (standard), early.
+- seq1d (version 3): a 1D CNN on MNIST-1D; none, dropblock, probdropblock (DropBlock1D /
+  ProbDropBlock1D on the same linear ramp).
 
 Under seed s every arm of a regime starts from the same weights (seeded initialisers) and
 sees the same images in the same order (one stream per regime and seed). Every run record
@@ -23,7 +26,10 @@ import time
 
 import numpy as np
 
-REGIME_CODES = {"cnn": 1, "fc": 2, "resmlp": 3, "underfit": 4}
+REGIME_CODES = {"cnn": 1, "fc": 2, "resmlp": 3, "underfit": 4, "seq1d": 5}
+# The regimes whose arms' training loss is measured for every arm (C6); elsewhere only the
+# `none` arm's (K4), to spend the evaluation time on the test set.
+TRAIN_LOSS_REGIMES = ("underfit",)
 
 
 def log(msg):
@@ -58,13 +64,18 @@ def regime_data(regime, seed, cfg, data):
     """Training stream (uint8, every epoch in a fresh seeded order) and evaluation sets."""
     from evidence_data import epoch_stream
 
-    x_train, y_train, x_test, y_test = data
+    if regime == "seq1d":
+        from mnist1d_data import load_mnist1d
+
+        (x_train, y_train), (x_test, y_test) = load_mnist1d(cfg.get("seq1d_samples", 5000))
+    else:
+        x_train, y_train, x_test, y_test = data
     idx = subset(y_train, cfg[f"{regime}_train"], seed, regime)
     x, y = x_train[idx], y_train[idx]
-    xs, ys = epoch_stream(x, y, seed, cfg[f"{regime}_epochs"], cfg["batch"])
+    xs, ys = epoch_stream(x, y, seed, cfg[f"{regime}_epochs"], cfg.get(f"{regime}_batch", cfg["batch"]))
     n_test = min(cfg["test"], len(y_test))
     sets = {"test": (x_test[:n_test], y_test[:n_test]), "train": (x[:10000], y[:10000])}
-    return len(x), xs.astype("uint8"), ys, sets
+    return len(x), xs.astype(x_train.dtype), ys, sets
 
 
 # --------------------------------------------------------------------------- models
@@ -83,6 +94,19 @@ def _inputs():
     return inputs, keras.layers.Rescaling(1 / 255)(inputs)
 
 
+def _ramped(arm, rank, noise, name, recipe):
+    """The cnn / seq1d regularisers, all on the same linear ramp (built at rate 0)."""
+    import keras_dropouts as kd
+
+    if arm == "dropout_ramp":
+        return kd.layers.ScheduledDropout(0.0, seed=noise, name=name)
+    if arm == "dropblock":
+        return getattr(kd.layers, f"DropBlock{rank}D")(0.0, recipe["block_size"], seed=noise, name=name)
+    if arm == "probdropblock":
+        return getattr(kd.layers, f"ProbDropBlock{rank}D")(0.0, recipe["block_size"], seed=noise, name=name)
+    return None
+
+
 def _conv_reg(regime, arm, stage, seed, recipe):
     """The regulariser after conv stage `stage`, or None."""
     import keras
@@ -91,20 +115,16 @@ def _conv_reg(regime, arm, stage, seed, recipe):
 
     name, noise = f"reg{stage}", 1000 * seed + 100 + stage
     if regime == "cnn":
-        if arm == "dropout_ramp":
-            return kd.layers.ScheduledDropout(0.0, seed=noise, name=name)
-        if arm == "dropblock":
-            return kd.layers.DropBlock2D(0.0, recipe["block_size"], seed=noise, name=name)
-        if arm == "probdropblock":
-            return kd.layers.ProbDropBlock2D(0.0, recipe["block_size"], seed=noise, name=name)
-    elif arm == "dropout":
+        return _ramped(arm, 2, noise, name, recipe)
+    if arm == "dropout":
         return keras.layers.Dropout(recipe["underfit_rate"], seed=noise, name=name)
     elif arm == "early":
         return kd.layers.ScheduledDropout(recipe["early_rate"], seed=noise, name=name)
     return None
 
 
-def build_cnn(regime, arm, seed, filters, recipe):
+def build_cnn(regime, arm, seed, filters, recipe, dense=0):
+    """conv-reg-pool per stage, then an optional hidden Dense(`dense`, relu), then logits."""
     import keras
 
     inputs, h = _inputs()
@@ -115,8 +135,27 @@ def build_cnn(regime, arm, seed, filters, recipe):
         h = reg(h) if reg is not None else h
         h = keras.layers.MaxPooling2D(2)(h)
     h = keras.layers.Flatten()(h)
+    if dense:
+        h = keras.layers.Dense(dense, activation="relu", name="hidden", kernel_initializer=_init(seed, 49))(h)
     out = keras.layers.Dense(10, name="logits", kernel_initializer=_init(seed, 50))(h)
     return keras.Model(inputs, out, name=f"{regime}_{arm}")
+
+
+def build_seq1d(arm, seed, filters, recipe):
+    """MNIST-1D's CNN: conv1d(k=5)-reg-pool per stage, then logits."""
+    import keras
+
+    inputs = keras.Input((40, 1))
+    h = inputs
+    for stage, f in enumerate(filters):
+        h = keras.layers.Conv1D(f, 5, padding="same", activation="relu", name=f"conv{stage}",
+                                kernel_initializer=_init(seed, 80 + stage))(h)
+        reg = _ramped(arm, 1, 1000 * seed + 400 + stage, f"reg{stage}", recipe)
+        h = reg(h) if reg is not None else h
+        h = keras.layers.MaxPooling1D(2)(h)
+    h = keras.layers.Flatten()(h)
+    out = keras.layers.Dense(10, name="logits", kernel_initializer=_init(seed, 89))(h)
+    return keras.Model(inputs, out, name=f"seq1d_{arm}")
 
 
 def build_mlp(arm, seed, units, recipe):
@@ -159,7 +198,9 @@ def build_resmlp(arm, seed, width, blocks, recipe):
 
 def build(regime, arm, seed, cfg, recipe):
     if regime in ("cnn", "underfit"):
-        return build_cnn(regime, arm, seed, cfg[f"{regime}_filters"], recipe)
+        return build_cnn(regime, arm, seed, cfg[f"{regime}_filters"], recipe, cfg.get(f"{regime}_dense", 0))
+    if regime == "seq1d":
+        return build_seq1d(arm, seed, cfg["seq1d_filters"], recipe)
     if regime == "fc":
         return build_mlp(arm, seed, cfg["fc_units"], recipe)
     return build_resmlp(arm, seed, cfg["resmlp_width"], cfg["resmlp_blocks"], recipe)
@@ -170,7 +211,7 @@ def callbacks(regime, arm, epochs, recipe):
     import keras_dropouts as kd
 
     cutoff = epochs * recipe["cutoff_fraction"]
-    if regime == "cnn" and arm != "none":
+    if regime in ("cnn", "seq1d") and arm != "none":
         return [kd.callbacks.DropoutScheduler(kd.schedules.LinearRamp(recipe["block_rate"]))]
     if arm == "sd_late":
         return [kd.callbacks.LateDropout(None, start_epoch=cutoff, layers=kd.layers.DropPath)]
@@ -191,7 +232,9 @@ def run(regime, arm, seed, cfg, recipe, data):
     from evidence_data import steps_per_epoch
 
     n, xs, ys, sets = data
-    epochs, batch = cfg[f"{regime}_epochs"], cfg["batch"]
+    if arm != "none" and regime not in TRAIN_LOSS_REGIMES:
+        sets = {"test": sets["test"]}
+    epochs, batch = cfg[f"{regime}_epochs"], cfg.get(f"{regime}_batch", cfg["batch"])
     spe = steps_per_epoch(n, batch)
     keras.utils.clear_session()
     keras.utils.set_random_seed(seed)
@@ -239,12 +282,14 @@ def read_runs(out):
     return runs
 
 
-def saved_runs(args):
+def saved_runs(args, plan):
     """`--report-only`: the runs and meta of the committed raw file
-    `<docs>/evidence_<profile>_runs.json.gz` (no training)."""
+    `<docs>/<prefix>_runs.json.gz` (no training)."""
     import gzip
 
-    path = os.path.join(args.docs, "evidence_" + args.profile.replace("-", "_") + "_runs.json.gz")
+    import evidence_plan as ep
+
+    path = os.path.join(args.docs, ep.report_prefix(plan, args.profile) + "_runs.json.gz")
     with gzip.open(path, "rt") as f:
         saved = json.load(f)
     return saved["runs"], dict(saved["meta"], trained=False)
@@ -291,7 +336,7 @@ def main(args):
     import evidence_plan as ep
     from evidence_fmnist_report import report
 
-    plan = ep.load_plan()
+    plan = ep.load_plan(ep.PLAN_PATHS[getattr(args, "plan_version", ep.CURRENT_VERSION)])
     os.makedirs(args.out, exist_ok=True)
     if not (args.resume or args.merge or args.report_only or args.shard):
         for name in os.listdir(args.out):
@@ -301,6 +346,7 @@ def main(args):
     if args.jobs > 1 and not (args.shard or args.merge or args.report_only):
         script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "evidence.py")
         base = [sys.executable, script, "--profile", args.profile, "--backend", args.backend,
+                "--plan-version", str(plan["version"]),
                 "--out", args.out, "--regimes", ",".join(args.regimes), "--resume"]
         base += ["--data-dir", args.data_dir] if args.data_dir else []
         env = dict(os.environ, EVIDENCE_ONE_THREAD="1")
@@ -314,7 +360,7 @@ def main(args):
     if args.shard:
         return 0
     if args.report_only:
-        runs, meta = saved_runs(args)
+        runs, meta = saved_runs(args, plan)
     else:
         import keras
 

@@ -1,41 +1,38 @@
-"""The README's evidence section for plan version 2, rebuilt from the committed raw runs.
+"""The README's evidence section for the current plan, rebuilt from the committed raw runs.
 
-`readme_section(docs, link_dir)` reads every `<docs>/evidence_fmnist_<profile>_runs.json.gz`
-(the plan's primary profile first, the replications after it), analyses each with the plan's
+`readme_section(docs, link_dir)` reads every `<docs>/<prefix>_runs.json.gz` of the current
+plan (`evidence_plan.report_prefix`: the plan's primary profile first, the replications
+after it), analyses each with the plan's
 own test (`evidence_fmnist_report.analyse`: paired t, Holm across the claims; controls apart)
 and returns one summary table: a row per claim with each profile's effect, 95% interval and
-verdict, a row for the controls, and the primary analysis' last line. Plan version 1's
-reports are linked as history. Nothing is trained.
+verdict, a row for the controls, and the primary analysis' last line. The older plan
+versions' results are linked with their own last lines. Nothing is trained.
 
 Example:
 
 >>> print(readme_section("docs"))  # doctest: +SKIP
 """
 
-import glob
 import gzip
 import json
 import os
 
 import evidence_plan as ep
 import evidence_stats as es
-from evidence_fmnist_report import _fmt_diff, analyse
+from evidence_fmnist_report import _fmt_diff, analyse, previous_summaries
 
-PREFIX = "evidence_fmnist_"
 HISTORY = (("cpu", "evidence.md"), ("confirm", "evidence_confirm.md"), ("gpu", "evidence_gpu.md"))
 
 
 def profiles_in(docs, plan):
-    """The profiles with committed raw runs in `docs`, the plan's primary one first."""
-    found = []
-    for path in sorted(glob.glob(os.path.join(docs, PREFIX + "*_runs.json.gz"))):
-        name = os.path.basename(path)[len(PREFIX):-len("_runs.json.gz")]
-        found.append("fmnist-" + name.replace("_", "-"))
+    """The plan's profiles with committed raw runs in `docs`, the primary one first."""
+    found = [p for p in plan["profiles"]
+             if os.path.exists(os.path.join(docs, ep.report_prefix(plan, p) + "_runs.json.gz"))]
     return sorted(found, key=lambda p: (p != plan["primary_profile"], p))
 
 
-def _load(docs, profile):
-    path = os.path.join(docs, PREFIX + profile[len("fmnist-"):].replace("-", "_") + "_runs.json.gz")
+def _load(docs, plan, profile):
+    path = os.path.join(docs, ep.report_prefix(plan, profile) + "_runs.json.gz")
     with gzip.open(path, "rt") as f:
         saved = json.load(f)
     return saved["runs"], saved["meta"]
@@ -55,19 +52,21 @@ def _device(meta):
 
 def readme_section(docs="docs", link_dir="docs"):
     """The section's markdown (without the markers)."""
-    plan = ep.load_plan()
+    plans = [ep.load_plan(path) for _, path in sorted(ep.PLAN_PATHS.items(), reverse=True)]
+    plan = next((p for p in plans if profiles_in(docs, p)), plans[0])  # the newest with runs
     profiles = profiles_in(docs, plan)
+    plan_file = os.path.basename(plan["path"])
     if not profiles:
-        raise FileNotFoundError(f"no {docs}/{PREFIX}*_runs.json.gz: run `make evidence` first")
+        raise FileNotFoundError(f"no raw runs of plan {plan['hash']} in {docs}: run `make evidence` first")
     results = []
     for profile in profiles:
-        runs, meta = _load(docs, profile)
+        runs, meta = _load(docs, plan, profile)
         ep.check_runs(runs, plan)
         claims, controls = analyse(runs, plan, profile)
         results.append((profile, meta, claims, controls))
 
     def link(profile):
-        return f"[{profile}]({link_dir}/{PREFIX}{profile[len('fmnist-'):].replace('-', '_')}.md)"
+        return f"[{profile}]({link_dir}/{ep.report_prefix(plan, profile)}.md)"
 
     heads = [link(p) + (" (primary)" if p == plan["primary_profile"] else " (replication)")
              for p, *_ in results]
@@ -75,7 +74,7 @@ def readme_section(docs="docs", link_dir="docs"):
         "## Evidence: each paper's claim, as its paper compares it",
         "",
         f"`make evidence` runs plan version {plan['version']} "
-        f"([{link_dir}/evidence_plan.md]({link_dir}/evidence_plan.md), hash `{plan['hash']}`, "
+        f"([{link_dir}/{plan_file}]({link_dir}/{plan_file}), hash `{plan['hash']}`, "
         "committed before any run): the four papers' claims on Fashion-MNIST, each arm of a seed "
         "from the same initial weights and batches; paired t-test, Holm's correction across the "
         "claims, controls apart. Cells: A − B [95% interval] and the verdict (**bold**: significant "
@@ -94,6 +93,9 @@ def readme_section(docs="docs", link_dir="docs"):
     history = [f"[{name}]({link_dir}/{path})" for name, path in HISTORY
                if os.path.exists(os.path.join(docs, path))]
     lines += ["", f"`{es.summary_line(results[0][2], plan['hash'])}`", ""]
+    for version, _, md, line in previous_summaries(plan, docs):
+        lines += [f"Plan version {version} ([{link_dir}/{md}]({link_dir}/{md})), superseded (its "
+                  f"reasons are in the current plan), stays reported: `{line}`.", ""]
     if history:
         lines.append("Plan version 1 (scikit-learn digits; its claims were not all the papers' "
                      "comparisons, see the plan) stays reported as history: " + ", ".join(history)

@@ -1,9 +1,11 @@
-"""The report of plan version 2's runs: checks, claims, controls, markdown, raw runs.
+"""The report of a plan's runs (versions 2 and 3): checks, claims, controls, supporting
+comparisons, markdown, raw runs.
 
 `report(runs, plan, meta, args)` refuses runs made under another plan, another profile or at
 a commit that does not descend from the plan's commit (`evidence_plan.check_runs`), judges
 the plan's claims as one family (paired t, Holm; `evidence_stats.judge`), the controls apart
-(one-sided paired t, not counted), applies the regime-check gates, and writes
+(one-sided paired t, not counted), the supporting comparisons apart (their own Holm family,
+not counted), applies the regime-check gates, and writes
 `<docs>/<prefix>.md`, `<docs>/<prefix>_effects.png` (the effects figure),
 `<docs>/<prefix>_runs.json.gz` (every run, to rebuild the report without training) and
 `<out>/results.json`. Its last line is `evidence_stats.summary_line`.
@@ -20,7 +22,8 @@ import evidence_plan as ep
 import evidence_stats as es
 from evidence_fmnist_figure import plot_effects
 
-# The plan's CPU budget for its primary profile (docs/evidence_plan.md, "CPU budget").
+# Plan version 2's CPU budget for its primary profile (its "CPU budget" section); from
+# version 3 on, a profile's `budget_minutes` in the plan.
 BUDGET_MINUTES = {"fmnist-cpu": 30}
 METRIC_NAMES = {"test_acc": "test accuracy", "train_loss": "training loss (eval mode)"}
 
@@ -111,32 +114,48 @@ def analyse(runs, plan, profile):
     return es.judge(claims, plan["alpha"]), controls
 
 
-def build_markdown(plan, meta, anchor, claims, controls, setup, missing, prefix, runs):
+def analyse_supporting(runs, plan):
+    """The plan's supporting comparisons: paired t, Holm among themselves, never in N."""
+    rows = _rows(runs, plan.get("supporting", []))
+    for r in rows:
+        r["gate_ok"] = None
+    return es.judge(rows, plan["alpha"]) if rows else []
+
+
+def budget_minutes(plan, profile):
+    default = BUDGET_MINUTES.get(profile) if plan["version"] <= 2 else None
+    return plan["profiles"][profile].get("budget_minutes", default)
+
+
+def _claim_line(r):
+    lo, hi = r["ci"]
+    return (f"| {r['id']} | {r['claim']} ({r['paper']}, {r['source']}) | {r['regime']} | "
+            f"{METRIC_NAMES.get(r['metric'], r['metric'])} | {r['mean_a']:.4f} | {r['mean_b']:.4f} | "
+            f"{_fmt_diff(r['metric'], r['mean'])} | [{_fmt_diff(r['metric'], lo)}, "
+            f"{_fmt_diff(r['metric'], hi)}] | {_fmt_p(r['p'])} | {_fmt_p(r['p_holm'])} | "
+            f"{_fmt_p(r['p_perm'])} | {r['n']} | {r['verdict_text']} |")
+
+
+def build_markdown(plan, meta, anchor, claims, controls, setup, missing, prefix, runs, supporting=()):
     primary = meta["profile"] == plan["primary_profile"]
+    plan_file = os.path.basename(plan["path"])
     lines = [f"# Evidence, plan version {plan['version']}: profile {meta['profile']}", ""]
     lines.append(
         f"{'**Primary analysis.**' if primary else '**Replication** (not the primary analysis).'} "
-        f"Plan `{plan['hash']}` ([docs/evidence_plan.md](evidence_plan.md), committed at "
+        f"Plan `{plan['hash']}` ([docs/{plan_file}]({plan_file}), committed at "
         f"`{anchor[:12]}`); every run below was made under this plan at a commit descending from "
         f"it ({sum(1 for r in runs if not r.get('clean'))} of {len(runs)} runs on a work tree with "
         f"uncommitted changes). Backend `{meta['backend']}`, {meta['cpus']} CPUs, wall time "
         f"{meta['wall_seconds'] / 60:.1f} min, {meta['jobs']} process(es). Same initial weights "
         f"across arms: {'yes' if meta['same_init'] else '**no**'}.")
-    budget = BUDGET_MINUTES.get(meta["profile"])
+    budget = budget_minutes(plan, meta["profile"])
     if budget and meta["wall_seconds"] > 60 * budget:  # the training run's time, also on rebuilds
         lines.append(f"\n**Over the plan's CPU budget** of {budget} minutes on 2 cores.")
     lines += ["", f"![Each claim's and control's paired effect with its 95% interval]({prefix}_effects.png)"]
     lines += ["", "## Claims (counted: paired t, n - 1 df, Holm across all of them)", "",
               "| # | claim (paper, where) | regime | metric | A | B | A − B | 95% CI | p | p (Holm) "
               "| p (perm.) | n | verdict |", "|" + "---|" * 13]
-    for r in claims:
-        lo, hi = r["ci"]
-        lines.append(
-            f"| {r['id']} | {r['claim']} ({r['paper']}, {r['source']}) | {r['regime']} | "
-            f"{METRIC_NAMES.get(r['metric'], r['metric'])} | {r['mean_a']:.4f} | {r['mean_b']:.4f} | "
-            f"{_fmt_diff(r['metric'], r['mean'])} | [{_fmt_diff(r['metric'], lo)}, "
-            f"{_fmt_diff(r['metric'], hi)}] | {_fmt_p(r['p'])} | {_fmt_p(r['p_holm'])} | "
-            f"{_fmt_p(r['p_perm'])} | {r['n']} | {r['verdict_text']} |")
+    lines += [_claim_line(r) for r in claims]
     lines += ["", "## Controls and regime checks (reported apart, not counted)", "",
               "| # | check (paper, where) | regime | A − B | 95% CI | p (one-sided) | n | passed |",
               "|" + "---|" * 8]
@@ -150,6 +169,12 @@ def build_markdown(plan, meta, anchor, claims, controls, setup, missing, prefix,
     for r in setup:
         lines.append(f"| {r['id']} | {r['what']} {r['bound']} | {r['regime']} | {r['value']:.4f} | | "
                      f"| | {'yes' if r['passed'] else '**no**'} |")
+    if supporting:
+        lines += ["", "## Supporting comparisons (not counted: Holm among themselves)", "",
+                  "| # | comparison (paper, where) | regime | metric | A | B | A − B | 95% CI | p "
+                  "| p (Holm) | p (perm.) | n | verdict |", "|" + "---|" * 13]
+        lines += [_claim_line(r) for r in supporting]
+    lines += _previous_plans(plan)
     history = _history()
     if history:
         lines += ["", "## Plan version 1 (digits), re-analysed with this plan's test", "",
@@ -160,6 +185,35 @@ def build_markdown(plan, meta, anchor, claims, controls, setup, missing, prefix,
     lines += ["", f"Raw runs: [{prefix}_runs.json.gz]({prefix}_runs.json.gz).", "",
               es.summary_line(claims, plan["hash"])]
     return "\n".join(lines) + "\n"
+
+
+def previous_summaries(plan, docs=None):
+    """`[(version, plan hash, report file, summary line)]` of the older plan versions' primary
+    profiles, from their committed raw runs (empty where those are missing)."""
+    docs = docs or str(ep.ROOT / "docs")
+    out = []
+    for version, path in sorted(ep.PLAN_PATHS.items()):
+        if version >= plan["version"] or not os.path.exists(path):
+            continue
+        old = ep.load_plan(path)
+        prefix = ep.report_prefix(old, old["primary_profile"])
+        raw = os.path.join(docs, f"{prefix}_runs.json.gz")
+        if not os.path.exists(raw):
+            continue
+        with gzip.open(raw, "rt") as f:
+            runs = json.load(f)["runs"]
+        claims, _ = analyse(runs, old, old["primary_profile"])
+        out.append((version, old["hash"], f"{prefix}.md", es.summary_line(claims, old["hash"])))
+    return out
+
+
+def _previous_plans(plan):
+    rows = previous_summaries(plan)
+    if not rows:
+        return []
+    lines = ["", "## Earlier plan versions (reported under their own plans, not counted)", ""]
+    lines += [f"- plan version {v} ([{md}]({md})): `{line}`" for v, _, md, line in rows]
+    return lines
 
 
 def _history():
@@ -183,11 +237,12 @@ def report(runs, plan, meta, args):
     """Validates, analyses and writes; returns {"stdout": [...], "last_line": str}."""
     anchor = validate(runs, plan, meta["profile"])
     claims, controls = analyse(runs, plan, meta["profile"])
+    supporting = analyse_supporting(runs, plan)
     setup = setup_checks(runs, plan)
     missing = missing_runs(runs, plan, meta["profile"])
-    prefix = "evidence_" + meta["profile"].replace("-", "_")
+    prefix = ep.report_prefix(plan, meta["profile"])
     os.makedirs(args.docs, exist_ok=True)
-    md = build_markdown(plan, meta, anchor, claims, controls, setup, missing, prefix, runs)
+    md = build_markdown(plan, meta, anchor, claims, controls, setup, missing, prefix, runs, supporting)
     plot_effects(claims, controls, os.path.join(args.docs, f"{prefix}_effects.png"),
                  title=f"plan {plan['hash']}, profile {meta['profile']}")
     with open(os.path.join(args.docs, f"{prefix}.md"), "w") as f:
@@ -197,11 +252,14 @@ def report(runs, plan, meta, args):
         with gzip.open(os.path.join(args.docs, f"{prefix}_runs.json.gz"), "wt") as f:
             json.dump({"plan_hash": plan["hash"], "meta": meta, "runs": ordered}, f)
     results = {"plan_hash": plan["hash"], "plan_commit": anchor, "meta": meta, "claims": _plain(claims),
-               "controls": _plain(controls), "setup_checks": setup, "missing": missing}
+               "controls": _plain(controls), "supporting": _plain(supporting), "setup_checks": setup,
+               "missing": missing}
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
     stdout = [f"{r['id']}: {_fmt_diff(r['metric'], r['mean'])}, p {_fmt_p(r['p'])}, "
               f"Holm {_fmt_p(r['p_holm'])}, n {r['n']}: {r['verdict_text'].replace('**', '')}"
               for r in claims]
     stdout += [f"{r['id']} ({r['regime']}): {'passed' if r['passed'] else 'FAILED'}" for r in controls]
+    stdout += [f"{r['id']} (supporting): {_fmt_diff(r['metric'], r['mean'])}, p {_fmt_p(r['p'])}: "
+               f"{r['verdict_text'].replace('**', '')}" for r in supporting]
     return {"stdout": stdout, "last_line": es.summary_line(claims, plan["hash"])}

@@ -1,8 +1,14 @@
-"""The pre-declared evidence plan (docs/evidence_plan.md): its content, hash and commit, and
-the checks that keep runs and plan together.
+"""The pre-declared evidence plans: their content, hash and commit, and the checks that keep
+runs and plan together.
 
-- `load_plan(path)`: the `json plan` block of the plan file, plus its `hash` (SHA-256 of the
-  file's bytes, first 12 hex digits) and `path`.
+Each plan version is its own file, never edited after its first run: version 2 is
+docs/evidence_plan.md, version 3 (the current one, `make evidence`) docs/evidence_plan_v3.md.
+A new version is a new file, with the reason for the change written in it; the runs of an
+older version stay reported under their own plan.
+
+- `load_plan(path)`: the `json plan` block of the plan file (default: the current version),
+  plus its `hash` (SHA-256 of the file's bytes, first 12 hex digits) and `path`.
+- `report_prefix(plan, profile)`: the file prefix of a profile's report and raw runs in docs/.
 - `plan_commit(path)`: the commit that last changed the plan file; `start_check(plan)`
   refuses to start runs while the plan file differs from that commit's copy.
 - `stamp(record, plan, commit)`: what every run record carries (plan hash and version, the
@@ -24,7 +30,9 @@ import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PLAN_PATH = ROOT / "docs" / "evidence_plan.md"
+PLAN_PATHS = {2: ROOT / "docs" / "evidence_plan.md", 3: ROOT / "docs" / "evidence_plan_v3.md"}
+CURRENT_VERSION = 3
+PLAN_PATH = PLAN_PATHS[CURRENT_VERSION]
 _BLOCK = re.compile(r"^```json plan\n(.*?)^```", re.S | re.M)
 
 
@@ -44,10 +52,11 @@ def load_plan(path=PLAN_PATH):
     if len(blocks) != 1:
         raise PlanError(f"{path}: expected one ```json plan block, found {len(blocks)}")
     plan = json.loads(blocks[0])
-    ids = [c["id"] for c in plan["claims"] + plan.get("controls", [])]
+    rows = plan["claims"] + plan.get("controls", []) + plan.get("supporting", [])
+    ids = [c["id"] for c in rows]
     if len(ids) != len(set(ids)):
-        raise PlanError(f"{path}: claim and control ids must be unique, got {ids}")
-    for c in plan["claims"] + plan.get("controls", []):
+        raise PlanError(f"{path}: claim, control and supporting ids must be unique, got {ids}")
+    for c in rows:
         arms = plan["regimes"].get(c["regime"], {}).get("arms", ())
         if c["a"] not in arms or c["b"] not in arms:
             raise PlanError(f"{path}: {c['id']} compares {c['a']} with {c['b']}, but regime "
@@ -55,6 +64,13 @@ def load_plan(path=PLAN_PATH):
     plan["hash"] = plan_hash(path)
     plan["path"] = str(path)
     return plan
+
+
+def report_prefix(plan, profile):
+    """`evidence_<profile>` for plan version 2 (its files predate versioned names),
+    `evidence_v<version>_<profile>` from version 3 on; dashes become underscores."""
+    tag = "" if plan["version"] <= 2 else f"v{plan['version']}_"
+    return f"evidence_{tag}{profile.replace('-', '_')}"
 
 
 def _git(root, *args):

@@ -885,12 +885,12 @@ def replace_section(text, section):
 
 
 def current_section(docs, link_dir="docs"):
-    """The README's evidence section: plan version 2's, built from its raw runs, where
-    `docs` has any (it links plan version 1's reports as history); else plan version 1's."""
-    if glob.glob(os.path.join(docs, "evidence_fmnist_*_runs.json.gz")):
-        from evidence_fmnist_readme import readme_section as plan_v2_section
+    """The README's evidence section: the newest plan's (version 2 on), built from its raw
+    runs, where `docs` has any (it links the older versions' reports); else plan version 1's."""
+    if glob.glob(os.path.join(docs, "evidence_*fmnist_*_runs.json.gz")):
+        from evidence_fmnist_readme import readme_section as plan_section
 
-        return plan_v2_section(docs, link_dir)
+        return plan_section(docs, link_dir)
     return readme_section(docs, link_dir)
 
 

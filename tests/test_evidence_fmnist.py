@@ -1,5 +1,6 @@
-"""Plan version 2's smoke run: `examples/evidence.py --smoke` end to end on small synthetic
-Fashion-MNIST files (no apt, no download), its run records and the report's refusals."""
+"""The current plan's smoke run: `examples/evidence.py --smoke` end to end on small synthetic
+Fashion-MNIST files (no apt, no download) and a small generated MNIST-1D, its run records and
+the report's refusals."""
 
 import gzip
 import json
@@ -74,28 +75,36 @@ def test_smoke_run_end_to_end(tmp_path):
     assert [c["id"] for c in results["claims"]] == [f"C{i}" for i in range(2, 9)]  # all in N
     assert all(c["n"] == 2 for c in results["claims"]) and results["missing"] == []
     assert [c["id"] for c in results["controls"]] == ["K1", "K2", "K3"]
+    assert [c["id"] for c in results["supporting"]] == ["S1", "S2"]  # reported, not in N
+    assert all(c["n"] == 2 and c["regime"] == "seq1d" for c in results["supporting"])
     gated = {c["id"]: c["gate_ok"] for c in results["claims"] if c["gate"]}
     assert set(gated) == {"C6", "C7", "C8"}
     assert results["meta"]["same_init"] is True and results["plan_hash"] == plan["hash"]
     shards = [[json.loads(line) for line in (out / f"runs.shard{i}.jsonl").read_text().splitlines()]
               for i in range(2)]
-    assert [sorted({r["seed"] for r in rows}) for rows in shards] == [[1000], [1001]]
+    first = plan["profiles"]["fmnist-smoke"]["first_seed"]
+    assert [sorted({r["seed"] for r in rows}) for rows in shards] == [[first], [first + 1]]
     runs = shards[0] + shards[1]
     assert len(runs) == 2 * sum(len(g["arms"]) for g in plan["regimes"].values())
     head = evidence_plan.head_commit()[0]
     for r in runs:
         assert (r["plan_hash"], r["plan_version"], r["commit"], r["profile"]) == (
-            plan["hash"], 2, head, "fmnist-smoke")
+            plan["hash"], plan["version"], head, "fmnist-smoke")
     # The schedules ran: the ramp, the late and early cutoffs log their rates.
-    logs = {(r["regime"], r["method"]): r["rate_logs"] for r in runs if r["seed"] == 1000}
+    logs = {(r["regime"], r["method"]): r["rate_logs"] for r in runs if r["seed"] == first}
     assert list(logs[("cnn", "dropblock")]) == ["dropout_rate"]
+    assert list(logs[("seq1d", "probdropblock")]) == ["dropout_rate"]
+    # The training loss is measured where a check or claim uses it: `none` (K4), underfit (C6).
+    assert all(("train_loss" in r) == (r["method"] == "none" or r["regime"] == "underfit") for r in runs)
     assert list(logs[("resmlp", "sd_late")]) == ["drop_path_rate"]
     assert list(logs[("underfit", "early")]) == ["early_dropout_rate"]
-    with gzip.open(out / "evidence_fmnist_smoke_runs.json.gz", "rt") as f:
+    prefix = evidence_plan.report_prefix(plan, "fmnist-smoke")
+    assert prefix == f"evidence_v{plan['version']}_fmnist_smoke"
+    with gzip.open(out / f"{prefix}_runs.json.gz", "rt") as f:
         assert len(json.load(f)["runs"]) == len(runs)
-    assert (out / "evidence_fmnist_smoke_effects.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    md = (out / "evidence_fmnist_smoke.md").read_text()
-    assert "(evidence_fmnist_smoke_effects.png)" in md
+    assert (out / f"{prefix}_effects.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    md = (out / f"{prefix}.md").read_text()
+    assert f"({prefix}_effects.png)" in md and "| S1 |" in md
     assert f"Plan `{plan['hash']}`" in md and md.strip().endswith(last)
 
     # The report rebuilds from the raw runs alone (no training, no runs folder).
@@ -114,7 +123,7 @@ def test_smoke_run_end_to_end(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = readme.read_text()
     assert "OLD" not in text and text.endswith("<!-- evidence:end -->\ntail\n")
-    assert "[fmnist-smoke](out/evidence_fmnist_smoke.md) (replication)" in text
+    assert f"[fmnist-smoke](out/{prefix}.md) (replication)" in text
     assert len(re.findall(r"^\| C\d ", text, re.M)) == 7 and f"`{last}`" in text
 
     # A run made under another plan: the report refuses the whole folder.

@@ -18,12 +18,22 @@ finally:
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 
 
-def test_the_committed_plan():
-    plan = ep.load_plan()
-    assert plan["version"] == 2 and plan["primary_profile"] in plan["profiles"]
-    assert [c["id"] for c in plan["claims"]] == [f"C{i}" for i in range(2, 9)]
-    assert {c["gate"] for c in plan["claims"]} - {None} <= {k["id"] for k in plan["controls"]}
-    assert len(plan["hash"]) == 12 and plan["hash"] == ep.plan_hash()
+def test_the_committed_plans():
+    plans = {v: ep.load_plan(path) for v, path in ep.PLAN_PATHS.items()}
+    assert ep.load_plan()["hash"] == plans[ep.CURRENT_VERSION]["hash"] == ep.plan_hash()
+    for version, plan in plans.items():
+        assert plan["version"] == version and plan["primary_profile"] in plan["profiles"]
+        assert [c["id"] for c in plan["claims"]] == [f"C{i}" for i in range(2, 9)]
+        assert {c["gate"] for c in plan["claims"]} - {None} <= {k["id"] for k in plan["controls"]}
+        assert len(plan["hash"]) == 12
+    # A new version keeps the claims: the same comparisons, metrics, directions and gates.
+    keys = ("id", "regime", "a", "b", "metric", "higher_is_better", "gate")
+    assert [[{k: c[k] for k in keys} for c in p["claims"]] for p in plans.values()].count(
+        [{k: c[k] for k in keys} for c in plans[2]["claims"]]) == len(plans)
+    # Each version is its own file, with its own reports and raw runs.
+    assert ep.report_prefix(plans[2], "fmnist-cpu") == "evidence_fmnist_cpu"
+    assert ep.report_prefix(plans[3], "fmnist-cpu") == "evidence_v3_fmnist_cpu"
+    assert plans[3]["supporting"] and all(s["regime"] == "seq1d" for s in plans[3]["supporting"])
 
 
 def _git(repo, *args):
