@@ -31,9 +31,10 @@ Outputs: `out/evidence/results.json` (every run, every number), `docs/evidence.m
 README section), `docs/evidence_*.png` (one figure per regime and a summary). The README
 section is regenerated from the docs files with `python examples/evidence.py --readme-only`.
 
-Plan version 2 (docs/evidence_plan.md, pre-declared; issue 24) supersedes this design: its
-profiles `fmnist-cpu` (primary, what `make evidence` runs), `fmnist-gpu` and `fmnist-smoke`
-run in examples/evidence_fmnist.py on Fashion-MNIST, judge the claims by paired t-tests with
+Plan versions 2 and 3 (docs/evidence_plan.md, docs/evidence_plan_v3.md, pre-declared; issue
+24) supersede this design: their profiles `fmnist-cpu` (primary; `make evidence` runs plan
+version 3's), `fmnist-gpu` and `fmnist-smoke` run in examples/evidence_fmnist.py on
+Fashion-MNIST (and MNIST-1D from version 3), judge the claims by paired t-tests with
 Holm's correction, and end with `primary analysis: K of N claims reproduced, F refuted
 (paired t, Holm); plan <hash>`. The profiles below are plan version 1, kept to rebuild its
 reports.
@@ -98,8 +99,9 @@ PROFILES = {
     ),
 }
 
-# Plan version 2 (docs/evidence_plan.md: its profiles, regimes, arms and claims live there,
-# examples/evidence_fmnist.py runs them). The constants above and below are plan version 1.
+# Plan versions 2 and 3 (docs/evidence_plan.md, docs/evidence_plan_v3.md: their profiles,
+# regimes, arms and claims live there; examples/evidence_fmnist.py runs them). The constants
+# above and below are plan version 1.
 PLAN_PROFILES = ("fmnist-cpu", "fmnist-gpu", "fmnist-smoke")
 PLAN_REGIMES = ("cnn", "fc", "resmlp", "underfit", "seq1d")
 
@@ -186,8 +188,8 @@ SUPPORTING = (
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--profile", choices=tuple(PROFILES) + PLAN_PROFILES, default="cpu",
-                   help="scale (default cpu: plan version 1 on digits); fmnist-*: plan version 2 "
-                   "(docs/evidence_plan.md), `make evidence` runs fmnist-cpu")
+                   help="scale (default cpu: plan version 1 on digits); fmnist-*: plan version 3 "
+                   "(docs/evidence_plan_v3.md; see --plan-version), `make evidence` runs fmnist-cpu")
     p.add_argument("--smoke", action="store_true", help="the same as --profile fmnist-smoke")
     p.add_argument("--plan-version", type=int, choices=(2, 3), default=3,
                    help="fmnist-* profiles: the plan version (default 3, docs/evidence_plan_v3.md; "

@@ -19,7 +19,7 @@ import os
 
 import evidence_plan as ep
 import evidence_stats as es
-from evidence_fmnist_report import _fmt_diff, analyse, previous_summaries
+from evidence_fmnist_report import _fmt_diff, analyse, analyse_supporting, previous_summaries, setup_checks
 
 HISTORY = (("cpu", "evidence.md"), ("confirm", "evidence_confirm.md"), ("gpu", "evidence_gpu.md"))
 
@@ -63,7 +63,7 @@ def readme_section(docs="docs", link_dir="docs"):
         runs, meta = _load(docs, plan, profile)
         ep.check_runs(runs, plan)
         claims, controls = analyse(runs, plan, profile)
-        results.append((profile, meta, claims, controls))
+        results.append((profile, meta, claims, controls, analyse_supporting(runs, plan)))
 
     def link(profile):
         return f"[{profile}]({link_dir}/{ep.report_prefix(plan, profile)}.md)"
@@ -84,20 +84,28 @@ def readme_section(docs="docs", link_dir="docs"):
         "|---|---|" + "---|" * len(results),
     ]
     for i, row in enumerate(results[0][2]):
-        cells = [_cell(claims[i]) for _, _, claims, _ in results]
+        cells = [_cell(claims[i]) for _, _, claims, *_ in results]
         lines.append(f"| {row['id']} {row['claim']} ({row['paper']}) | {row['regime']} | "
                      + " | ".join(cells) + " |")
-    controls = [", ".join(f"{c['id']} {'passed' if c['passed'] else 'failed'}" for c in ctl)
-                for *_, ctl in results]
+    for i, row in enumerate(results[0][4]):
+        cells = [_cell(supporting[i]) for *_, supporting in results]
+        lines.append(f"| {row['id']} {row['claim']} ({row['paper']}; supporting, not counted) | "
+                     f"{row['regime']} | " + " | ".join(cells) + " |")
+    controls = []
+    for profile, _, _, ctl, _ in results:
+        failed = [f"{r['id']} {r['regime']}" for r in setup_checks(_load(docs, plan, profile)[0], plan)
+                  if not r["passed"]]
+        controls.append(", ".join(f"{c['id']} {'passed' if c['passed'] else 'failed'}" for c in ctl)
+                        + "; K4, K5: " + (f"failed for {', '.join(failed)}" if failed else "all passed"))
     lines.append("| controls (not counted; regime checks in the report) | | " + " | ".join(controls) + " |")
     history = [f"[{name}]({link_dir}/{path})" for name, path in HISTORY
                if os.path.exists(os.path.join(docs, path))]
     lines += ["", f"`{es.summary_line(results[0][2], plan['hash'])}`", ""]
-    for version, _, md, line in previous_summaries(plan, docs):
-        lines += [f"Plan version {version} ([{link_dir}/{md}]({link_dir}/{md})), superseded (its "
-                  f"reasons are in the current plan), stays reported: `{line}`.", ""]
+    earlier = "".join(f"Plan version {version} ([{link_dir}/{md}]({link_dir}/{md})), superseded (the "
+                      f"current plan says why), stays reported: `{line}`. "
+                      for version, _, md, line in previous_summaries(plan, docs))
     if history:
-        lines.append("Plan version 1 (scikit-learn digits; its claims were not all the papers' "
+        lines.append(earlier + "Plan version 1 (scikit-learn digits; its claims were not all the papers' "
                      "comparisons, see the plan) stays reported as history: " + ", ".join(history)
                      + f" and [{link_dir}/evidence_overview.md]({link_dir}/evidence_overview.md). "
                      "This section is generated from the raw runs by "

@@ -82,7 +82,7 @@ def _report():
 
 def test_readme_summary_of_the_committed_reports():
     """Plan version 1's summary of docs/evidence*.md: one row per claim, one column per
-    report (linked), bold where beyond 2 SE. The README shows plan version 2's section
+    report (linked), bold where beyond 2 SE. The README shows the current plan's section
     (built from its raw runs), which links these reports; it is in sync with it."""
     report = _report()
     section = report.readme_section(ROOT / "docs", "docs")
@@ -98,7 +98,9 @@ def test_readme_summary_of_the_committed_reports():
     assert "| resolved | | 6 of 8 (5 reproduced, 1 refuted) |" in section
     readme = (ROOT / "README.md").read_text()
     current = report.current_section(str(ROOT / "docs"), "docs")
-    assert "| [fmnist-cpu](docs/evidence_fmnist_cpu.md) (primary) |" in current
+    assert "| [fmnist-cpu](docs/evidence_v3_fmnist_cpu.md) (primary) |" in current
+    assert "Plan version 2 ([docs/evidence_fmnist_cpu.md](docs/evidence_fmnist_cpu.md))" in current
+    assert "| S1 ProbDropBlock1D" in current and "| S2 DropBlock1D" in current
     assert "[cpu](docs/evidence.md), [confirm](docs/evidence_confirm.md), [gpu](docs/evidence_gpu.md)" in current
     assert report.replace_section(readme, current) == readme, (
         "README's evidence section is out of date: run `python examples/evidence.py --readme-only`")
