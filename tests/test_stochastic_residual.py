@@ -306,3 +306,39 @@ def test_projection_shortcut_pair():
     assert kd.layers.StochasticResidual(_mlp(5), 0.1)(inputs).shape == (None, 5)
     with pytest.raises(ValueError, match="argument `shortcut`.*batch size"):
         kd.ops.stochastic_residual(x, mlp, 0.5, shortcut=shortcut[:3])
+
+
+def _cond_outputs(jaxpr):
+    """Element counts of every output of every `cond` in `jaxpr` and its sub-jaxprs."""
+    sizes = []
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "cond":
+            sizes += [int(np.prod(v.aval.shape)) for v in eqn.outvars]
+        for param in eqn.params.values():
+            for sub in param if isinstance(param, (list, tuple)) else (param,):
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns"):
+                    sizes += _cond_outputs(inner)
+    return sizes
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="JAX's conditional in reverse mode")
+def test_jax_switch_carries_no_saved_activations_out():
+    """Each bucket runs under `jax.checkpoint`: the conditional of the gradient passes only
+    inputs and cotangents (at most the input's size), never the branch's saved activations
+    (here 4x the input: the hidden layer is 4x wider), which reverse mode would otherwise
+    make every bucket return."""
+    import jax
+
+    width = 8
+    branch = keras.Sequential([keras.layers.Dense(4 * width, activation="tanh"), keras.layers.Dense(width)])
+    layer = kd.layers.StochasticResidual(branch, 0.3, buckets=4, seed=1)
+    x = np.random.default_rng(0).normal(size=(16, 16, width)).astype("float32")
+    layer(x, training=True)  # builds the branch
+
+    def loss(x):
+        return keras.ops.sum(layer(x, training=True) ** 2)
+
+    sizes = _cond_outputs(jax.make_jaxpr(jax.grad(loss))(x).jaxpr)
+    assert sizes, "no conditional in the gradient: the test no longer sees the switch"
+    assert max(sizes) <= x.size, (max(sizes), x.size)
