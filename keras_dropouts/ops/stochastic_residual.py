@@ -34,10 +34,6 @@ def stochastic_residual(x, branch, rate, seed=None, buckets=DEFAULT_BUCKETS, var
     A branch with batch statistics (BatchNorm in training) sees only the subset, and
     its statistics and moving averages are the subset's (none in a shortcut-only step).
 
-    On JAX each subset size runs under `jax.checkpoint`: the backward pass recomputes
-    the chosen size's forward pass instead of carrying every size's saved activations
-    out of the switch (which cost more than the skipped samples saved).
-
     Args:
         x: Floating-point tensor, batch first; the result has its dtype.
         branch: Callable taking a batch of `x`'s trailing shape and returning a
