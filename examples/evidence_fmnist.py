@@ -285,14 +285,10 @@ def read_runs(out):
 def saved_runs(args, plan):
     """`--report-only`: the runs and meta of the committed raw file
     `<docs>/<prefix>_runs.json.gz` (no training)."""
-    import gzip
+    from evidence_fmnist_report import load_raw
 
-    import evidence_plan as ep
-
-    path = os.path.join(args.docs, ep.report_prefix(plan, args.profile) + "_runs.json.gz")
-    with gzip.open(path, "rt") as f:
-        saved = json.load(f)
-    return saved["runs"], dict(saved["meta"], trained=False)
+    runs, meta = load_raw(args.docs, plan, args.profile)
+    return runs, dict(meta, trained=False)
 
 
 def train(args, plan, shard=(0, 1)):

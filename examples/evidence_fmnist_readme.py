@@ -13,13 +13,18 @@ Example:
 >>> print(readme_section("docs"))  # doctest: +SKIP
 """
 
-import gzip
-import json
 import os
 
 import evidence_plan as ep
 import evidence_stats as es
-from evidence_fmnist_report import _fmt_diff, analyse, analyse_supporting, previous_summaries, setup_checks
+from evidence_fmnist_report import (
+    _fmt_diff,
+    analyse,
+    analyse_supporting,
+    load_raw,
+    previous_summaries,
+    setup_checks,
+)
 
 HISTORY = (("cpu", "evidence.md"), ("confirm", "evidence_confirm.md"), ("gpu", "evidence_gpu.md"))
 
@@ -29,13 +34,6 @@ def profiles_in(docs, plan):
     found = [p for p in plan["profiles"]
              if os.path.exists(os.path.join(docs, ep.report_prefix(plan, p) + "_runs.json.gz"))]
     return sorted(found, key=lambda p: (p != plan["primary_profile"], p))
-
-
-def _load(docs, plan, profile):
-    path = os.path.join(docs, ep.report_prefix(plan, profile) + "_runs.json.gz")
-    with gzip.open(path, "rt") as f:
-        saved = json.load(f)
-    return saved["runs"], saved["meta"]
 
 
 def _cell(row):
@@ -60,10 +58,11 @@ def readme_section(docs="docs", link_dir="docs"):
         raise FileNotFoundError(f"no raw runs of plan {plan['hash']} in {docs}: run `make evidence` first")
     results = []
     for profile in profiles:
-        runs, meta = _load(docs, plan, profile)
+        runs, meta = load_raw(docs, plan, profile)
         ep.check_runs(runs, plan)
         claims, controls = analyse(runs, plan, profile)
-        results.append((profile, meta, claims, controls, analyse_supporting(runs, plan)))
+        failed = [f"{r['id']} {r['regime']}" for r in setup_checks(runs, plan) if not r["passed"]]
+        results.append((profile, meta, claims, controls, analyse_supporting(runs, plan), failed))
 
     def link(profile):
         return f"[{profile}]({link_dir}/{ep.report_prefix(plan, profile)}.md)"
@@ -88,15 +87,12 @@ def readme_section(docs="docs", link_dir="docs"):
         lines.append(f"| {row['id']} {row['claim']} ({row['paper']}) | {row['regime']} | "
                      + " | ".join(cells) + " |")
     for i, row in enumerate(results[0][4]):
-        cells = [_cell(supporting[i]) for *_, supporting in results]
+        cells = [_cell(supporting[i]) for *_, supporting, _ in results]
         lines.append(f"| {row['id']} {row['claim']} ({row['paper']}; supporting, not counted) | "
                      f"{row['regime']} | " + " | ".join(cells) + " |")
-    controls = []
-    for profile, _, _, ctl, _ in results:
-        failed = [f"{r['id']} {r['regime']}" for r in setup_checks(_load(docs, plan, profile)[0], plan)
-                  if not r["passed"]]
-        controls.append(", ".join(f"{c['id']} {'passed' if c['passed'] else 'failed'}" for c in ctl)
-                        + "; K4, K5: " + (f"failed for {', '.join(failed)}" if failed else "all passed"))
+    controls = [", ".join(f"{c['id']} {'passed' if c['passed'] else 'failed'}" for c in ctl)
+                + "; K4, K5: " + (f"failed for {', '.join(failed)}" if failed else "all passed")
+                for _, _, _, ctl, _, failed in results]
     lines.append("| controls (not counted; regime checks in the report) | | " + " | ".join(controls) + " |")
     history = [f"[{name}]({link_dir}/{path})" for name, path in HISTORY
                if os.path.exists(os.path.join(docs, path))]

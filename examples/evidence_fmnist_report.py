@@ -117,9 +117,14 @@ def analyse(runs, plan, profile):
 def analyse_supporting(runs, plan):
     """The plan's supporting comparisons: paired t, Holm among themselves, never in N."""
     rows = _rows(runs, plan.get("supporting", []))
-    for r in rows:
-        r["gate_ok"] = None
     return es.judge(rows, plan["alpha"]) if rows else []
+
+
+def load_raw(docs, plan, profile):
+    """`(runs, meta)` of the committed raw file `<docs>/<prefix>_runs.json.gz`."""
+    with gzip.open(os.path.join(docs, ep.report_prefix(plan, profile) + "_runs.json.gz"), "rt") as f:
+        saved = json.load(f)
+    return saved["runs"], saved["meta"]
 
 
 def budget_minutes(plan, profile):
@@ -197,12 +202,9 @@ def previous_summaries(plan, docs=None):
             continue
         old = ep.load_plan(path)
         prefix = ep.report_prefix(old, old["primary_profile"])
-        raw = os.path.join(docs, f"{prefix}_runs.json.gz")
-        if not os.path.exists(raw):
+        if not os.path.exists(os.path.join(docs, f"{prefix}_runs.json.gz")):
             continue
-        with gzip.open(raw, "rt") as f:
-            runs = json.load(f)["runs"]
-        claims, _ = analyse(runs, old, old["primary_profile"])
+        claims, _ = analyse(load_raw(docs, old, old["primary_profile"])[0], old, old["primary_profile"])
         out.append((version, old["hash"], f"{prefix}.md", es.summary_line(claims, old["hash"])))
     return out
 
