@@ -71,7 +71,8 @@ def make(kind, sizes, k=None):
     return jax.jit(jax.grad(forward))
 
 
-def main():
+def parse_args():
+    """The command line shared with diag_cond_cpu_tf.py."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--blocks", type=int, default=4)
     ap.add_argument("--batch", type=int, default=128)
@@ -81,23 +82,30 @@ def main():
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--remat", action="store_true", help="add the remat_<k> configurations")
     args = ap.parse_args()
-    width, hidden = 192, 768
-    rows = args.batch * args.tokens
-    sizes = [round(rows * i / args.buckets) for i in range(args.buckets + 1)]
-    ps = params(jax.random.PRNGKey(0), args.blocks, width, hidden)
-    x = jax.random.normal(jax.random.PRNGKey(1), (rows, width))
-    picks = sizes[1:-1]
-    last = len(sizes) - 1
-    configs = {"plain": (make("plain", sizes), 0), "switch_full": (make("switch", sizes), last)}
+    args.rows = args.batch * args.tokens
+    args.sizes = [round(args.rows * i / args.buckets) for i in range(args.buckets + 1)]
+    return args
+
+
+def configurations(args, make):
+    """name -> (compiled function, selected index), `make(kind, k=None)` compiling one."""
+    last = len(args.sizes) - 1
+    configs = {"plain": (make("plain"), 0), "switch_full": (make("switch"), last)}
     if args.remat:
-        configs["remat_full"] = (make("remat", sizes), last)
-    for i, k in enumerate(picks, start=1):
-        configs[f"switch_{k}"] = (make("switch", sizes), i)
-        configs[f"direct_{k}"] = (make("direct", sizes, k), 0)
+        configs["remat_full"] = (make("remat"), last)
+    for i, k in enumerate(args.sizes[1:-1], start=1):
+        configs[f"switch_{k}"] = (make("switch"), i)
+        configs[f"direct_{k}"] = (make("direct", k), 0)
         if args.remat:
-            configs[f"remat_{k}"] = (make("remat", sizes), i)
+            configs[f"remat_{k}"] = (make("remat"), i)
+    return configs
+
+
+def compare(args, configs, call, wait, header):
+    """Times every configuration (`call(fn, index)` one step, `wait(out)` its end) in a
+    shuffled order each repeat and prints the ratios to `plain`."""
     for fn, index in configs.values():  # compile and warm up
-        jax.block_until_ready(fn(ps, x, index))
+        wait(call(fn, index))
     ratios = {name: [] for name in configs}
     for _ in range(args.repeats):
         times = {}
@@ -107,16 +115,24 @@ def main():
             fn, index = configs[name]
             t0 = time.perf_counter()
             for _ in range(args.steps):
-                out = fn(ps, x, index)
-            jax.block_until_ready(out)
+                out = call(fn, index)
+            wait(out)
             times[name] = (time.perf_counter() - t0) / args.steps
         for name in configs:
             ratios[name].append(times[name] / times["plain"])
-    print(f"jax {jax.__version__}, {args.blocks} blocks, {rows} rows (batch {args.batch} x "
-          f"{args.tokens} tokens), sizes {sizes}; plain {1e3 * times['plain']:.1f} ms/step")
+    print(f"{header}, {args.blocks} blocks, {args.rows} rows (batch {args.batch} x "
+          f"{args.tokens} tokens), sizes {args.sizes}; plain {1e3 * times['plain']:.1f} ms/step")
     for name, r in ratios.items():
         q = np.percentile(r, [25, 50, 75])
         print(f"  {name:14s} {q[1]:.3f} [{q[0]:.3f}, {q[2]:.3f}]")
+
+
+def main():
+    args = parse_args()
+    ps = params(jax.random.PRNGKey(0), args.blocks, 192, 768)
+    x = jax.random.normal(jax.random.PRNGKey(1), (args.rows, 192))
+    configs = configurations(args, lambda kind, k=None: make(kind, args.sizes, k))
+    compare(args, configs, lambda fn, index: fn(ps, x, index), jax.block_until_ready, f"jax {jax.__version__}")
 
 
 if __name__ == "__main__":

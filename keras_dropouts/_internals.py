@@ -50,6 +50,30 @@ def in_stateless_scope():
     return _in_scope()
 
 
+# Keras 3.8 - 3.15: a layer call's context (its `training` flag, which the layers it
+# calls inherit) is the global attribute "current_call_ctx" of
+# `keras.src.backend.common.global_state`, set by the outermost layer call.
+from keras.src.backend.common import global_state as _global_state  # noqa: E402
+
+
+def current_call_context():
+    """The context of the layer call in progress (what nested calls inherit), or None."""
+    return _global_state.get_global_attribute("current_call_ctx")
+
+
+@contextlib.contextmanager
+def call_context(context):
+    """Re-enters `context` (from `current_call_context`) for a computation that runs after
+    the call that made it has returned: a gradient that recomputes a forward pass, whose
+    layers must see the forward pass's `training` flag."""
+    previous = current_call_context()
+    _global_state.set_global_attribute("current_call_ctx", context)
+    try:
+        yield
+    finally:
+        _global_state.set_global_attribute("current_call_ctx", previous)
+
+
 def foreach_copy(torch, targets, sources):
     """`targets[k].copy_(sources[k])` for torch tensors (`torch`: the torch module), as
     one batched kernel where torch has one (`torch._foreach_copy_`, torch >= 2.1; a

@@ -342,3 +342,90 @@ def test_jax_switch_carries_no_saved_activations_out():
     sizes = _cond_outputs(jax.make_jaxpr(jax.grad(loss))(x).jaxpr)
     assert sizes, "no conditional in the gradient: the test no longer sees the switch"
     assert max(sizes) <= x.size, (max(sizes), x.size)
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's conditional in reverse mode")
+def test_tensorflow_switch_carries_no_saved_activations_out():
+    """TensorFlow's counterpart of the test above: each bucket's gradient recomputes its
+    forward, so the forward conditional of a differentiated step outputs nothing larger
+    than the input (the gradient of `tf.switch_case` otherwise makes every bucket return
+    every bucket's intermediates, here 4x the input)."""
+    import tensorflow as tf
+
+    width = 8
+    branch = keras.Sequential([keras.layers.Dense(4 * width, activation="tanh"), keras.layers.Dense(width)])
+    layer = kd.layers.StochasticResidual(branch, 0.3, buckets=4, seed=1)
+    x = tf.constant(np.random.default_rng(0).normal(size=(16, 16, width)).astype("float32"))
+    layer(x, training=True)  # builds the branch
+
+    @tf.function
+    def grads(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(layer(x, training=True) ** 2)
+        return tape.gradient(loss, [x, *[v.value for v in layer.trainable_variables]])
+
+    graph = grads.get_concrete_function(x).graph
+    cases = [op for op in graph.get_operations() if op.type in ("Case", "StatelessCase")]
+    assert len(cases) == 2, [op.type for op in cases]  # the forward switch and its gradient
+    sizes = [int(np.prod(t.shape)) for op in cases for t in op.outputs if t.shape.is_fully_defined()]
+    assert max(sizes) <= x.shape.num_elements(), (max(sizes), x.shape.num_elements())
+
+
+def _kernel_gradient(layer, x, c, compiled):
+    """`(y, d sum(y * c) / d kernel)` of `layer(x, training=True)` for the one trainable
+    variable of `layer`, as NumPy (compiled: in a `jax.jit` / `tf.function(jit_compile=True)`)."""
+    (kernel,) = layer.trainable_variables
+    if BACKEND == "jax":
+        import jax
+
+        def loss(k, state):
+            # A layer call (not `stateless_call`, which skips `__call__`): the branch's
+            # Dropout inherits `training=True` from it, as in a model's step.
+            mapping = [(kernel, k), *zip(layer.non_trainable_variables, state)]
+            with keras.StatelessScope(state_mapping=mapping):
+                y = layer(x, training=True)
+            return keras.ops.sum(y * c), y
+
+        step = jax.value_and_grad(loss, has_aux=True)
+        state = [v.value for v in layer.non_trainable_variables]
+        (_, y), g = (jax.jit(step) if compiled else step)(kernel.value, state)
+        return to_np(y), np.asarray(g)
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        def step(x):
+            with tf.GradientTape() as tape:
+                y = layer(x, training=True)
+                loss = tf.reduce_sum(y * c)
+            return y, tape.gradient(loss, kernel.value)
+
+        y, g = (tf.function(step, jit_compile=True) if compiled else step)(tf.constant(x))
+        return to_np(y), g.numpy()
+    y = layer(x, training=True)
+    keras.ops.sum(y * keras.ops.convert_to_tensor(c)).backward()
+    return to_np(y.detach()), kernel.value.grad.cpu().numpy()
+
+
+@pytest.mark.parametrize("compiled", [False, pytest.param(True, marks=pytest.mark.skipif(not JIT, reason="eager"))])
+def test_gradient_sees_the_forward_passs_dropout_mask(compiled):
+    """A branch that draws (Dropout, then an identity Dense): the gradient must use the
+    mask of the forward pass, though JAX and TensorFlow recompute the branch in the
+    backward pass (the seed state is read as it was before the switch). With kernel I,
+    `y - x` is the scaled dropped-out subset, so d sum(y * c) / d kernel is
+    `(y - x)^T c` summed over the rows; a redrawn mask gives another value."""
+    width, batch = 6, 12
+    branch = keras.Sequential(
+        [keras.layers.Dropout(0.5, seed=4), keras.layers.Dense(width, use_bias=False, kernel_initializer="identity")]
+    )
+    layer = kd.layers.StochasticResidual(branch, 0.4, buckets=3, seed=2)
+    rng = np.random.default_rng(1)
+    x = rng.random((batch, width), dtype="float32") + 0.5
+    c = rng.normal(size=(batch, width)).astype("float32")
+    layer(x, training=True)  # builds; draws once
+    y, g = _kernel_gradient(layer, x, c, compiled)
+    d = y - x
+    kept = np.abs(d).max(axis=1) > 0
+    assert 0 < kept.sum() < batch  # some rows kept, some not
+    assert (d[kept] == 0).any() and (d[kept] != 0).any()  # Dropout dropped some entries of them
+    np.testing.assert_allclose(g, d.T @ c, rtol=1e-5, atol=1e-5)

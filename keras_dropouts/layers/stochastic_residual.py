@@ -38,9 +38,10 @@ class StochasticResidual(RateLayer):
     updates its moving statistics from it (not at all when every branch is dropped).
     `skip_compute=False` computes the branch for the whole batch and applies
     `DropPath` (per-sample Bernoulli draws): the same expectation, no saving.
-    On JAX each subset size runs under `jax.checkpoint`: the backward pass recomputes
-    the chosen size's forward pass (a dropout inside the branch draws the same masks
-    again) instead of carrying every size's saved activations out of the switch.
+    On JAX (`jax.checkpoint`) and TensorFlow (a custom gradient) the backward pass
+    recomputes the chosen size's forward pass (a dropout inside the branch draws the
+    same masks again) instead of carrying every size's saved activations out of the
+    switch.
 
     Called on a pair `[shortcut, x]` it computes `shortcut + DropPath(rate)(branch(x))`:
     a block with a projection shortcut (`proj(x) + f(x)`, ResNet's first block of a

@@ -44,7 +44,8 @@ def stochastic_residual(x, branch, rate, seed=None, buckets=DEFAULT_BUCKETS, var
         buckets: Int >= 1, how many non-zero subset sizes are compiled (each one
             traces the branch once; compile time grows with it).
         variables: The variables `branch` may write (defaults to `branch.variables`
-            for a Keras layer): on JAX their writes are carried out of the switch.
+            for a Keras layer), carried out of the switch on JAX and TensorFlow (where
+            only a Keras-layer branch recomputes its forward pass in the backward).
         shortcut: Optional tensor added instead of `x` (`x`'s batch size, the branch
             output's shape): a projection shortcut, `proj(x) + drop_path(branch(x))`.
 
