@@ -101,9 +101,21 @@ def bucket_fns(s, branch, sizes, per, perm, inverse):
     return [shortcut, *middle, full]
 
 
+def scoped_run(fn, operands, mapping, written):
+    """`(fn(*operands), the values of the variables `written` after it)`, the variables of
+    `mapping` (pairs) read from their mapped values in a `keras.StatelessScope`: how JAX
+    and TensorFlow run a bucket whose state writes they carry out of the switch."""
+    if not mapping:
+        return fn(*operands), []
+    with keras.StatelessScope(state_mapping=mapping) as scope:
+        y = fn(*operands)
+    return y, [scope.get_current_value(v) for v in written]
+
+
 def switch(index, fns, operands, variables):
     """`keras.ops.switch(index, fns, *operands)`; `variables` (the branch's state) are
-    only needed where a backend must carry their writes out of the switch itself (JAX)."""
+    only needed where a backend must carry their writes out of the switch itself (JAX,
+    TensorFlow)."""
     del variables
     return ops.switch(index, fns, *operands)
 

@@ -30,22 +30,18 @@ def switch(index, fns, operands, variables):
     """`common.switch` with each bucket under `jax.checkpoint` and the writes of
     `variables` carried out of the switch."""
     variables = list(variables)
+    written = [v for v in variables if not v.trainable]  # the forward pass writes only state
     values = [v.value for v in variables]
 
     def scoped(fn):
         def run(operands, values):
-            if not variables:
-                return fn(*operands), []
-            with keras.StatelessScope(state_mapping=list(zip(variables, values))) as scope:
-                y = fn(*operands)
-            return y, [scope.get_current_value(v) for v in variables]
+            return common.scoped_run(fn, operands, list(zip(variables, values)), written)
 
         return jax.checkpoint(run)
 
     y, ends = jax.lax.switch(index, [scoped(fn) for fn in fns], tuple(operands), values)
-    for v, end in zip(variables, ends):
-        if not v.trainable:  # the forward pass writes only state
-            v.assign(end)
+    for v, end in zip(written, ends):
+        v.assign(end)
     return y
 
 

@@ -33,22 +33,18 @@ def _floating(value):
     return value.dtype.is_floating
 
 
-def scoped(fn, variables, values):
+def scoped(fn, variables, values, written):
     """`run(s, x, floats) -> (y, ends)`: `fn(s, x)` reading `variables` from `values`
-    (the floating ones from `floats`), `ends` the values its non-trainable ones end with."""
-    written = [v for v in variables if not v.trainable]
+    (the floating ones from `floats`), `ends` the values `written` end with."""
     fixed = [(v, value) for v, value in zip(variables, values) if not _floating(value)]
     free = [v for v, value in zip(variables, values) if _floating(value)]
-
     # The layers of a recomputation (in the backward pass, after the layer call has
     # returned) must see the call's `training` flag.
     context = _internals.current_call_context()
 
     def run(s, x, floats):
-        mapping = fixed + list(zip(free, floats))
-        with _internals.call_context(context), keras.StatelessScope(state_mapping=mapping) as scope:
-            y = fn(s, x)
-        return y, [scope.get_current_value(v) for v in written]
+        with _internals.call_context(context):
+            return common.scoped_run(fn, (s, x), fixed + list(zip(free, floats)), written)
 
     return run
 
@@ -74,19 +70,17 @@ def checkpointed(run, captured):
         floats = inputs[: len(inputs) - len(captured)]
         y, ends = run(s, x, floats)
 
-        def grad(dy, *unused, variables=None):
+        def grad(dy, *unused):
             # Copies of the inputs `run` takes (`s` is `x` itself without a projection
             # shortcut: each must get only its own share); `run` reads `captured` itself.
+            # (`run` reads no variable directly: `closed_over` sent such a branch to
+            # `common.switch`.)
             sources = [tf.identity(t) for t in (s, x, *floats)] + list(inputs[len(floats):])
-            read = list(variables or [])  # variables `run` reads directly (not mapped)
             with tf.GradientTape() as tape:
                 tape.watch(sources)
                 y, _ = run(sources[0], sources[1], sources[2: 2 + len(floats)])
-            grads = tape.gradient(y, sources + read, output_gradients=dy)
-            grads = [tf.zeros_like(t) if g is None else g for t, g in zip(sources, grads)] + grads[len(sources):]
-            if variables is None:
-                return grads
-            return grads[: len(sources)], grads[len(sources):]
+            grads = tape.gradient(y, sources, output_gradients=dy)
+            return [tf.zeros_like(t) if g is None else g for t, g in zip(sources, grads)]
 
         # Outputs made in this graph (an unchanged state value is the caller's tensor).
         return tuple(tf.identity(t) for t in (y, *ends)), grad
@@ -96,29 +90,29 @@ def checkpointed(run, captured):
 
 def switch(index, fns, operands, variables):
     """`common.switch` with each bucket rematerialised (`checkpointed`) and the writes
-    of the non-trainable `variables` carried out of the switch (in a graph; eagerly,
-    `tf.switch_case` runs and records only the chosen function)."""
-    if tf.executing_eagerly():  # runs only the chosen function: nothing to carry out
-        return common.switch(index, fns, operands, variables)
+    of the non-trainable `variables` carried out of the switch (graph mode)."""
     variables = list(variables)
+    written = [v for v in variables if not v.trainable]
     values = [tf.convert_to_tensor(v.value) for v in variables]
     floats = [value for value in values if _floating(value)]
     s, x = operands
-    runs = [scoped(fn, variables, values) for fn in fns]
+    runs = [scoped(fn, variables, values, written) for fn in fns]
     captured = closed_over(runs[-1], s, x, floats)  # every bucket runs the same branch
     if captured is None:
         return common.switch(index, fns, operands, variables)
     buckets = [checkpointed(run, captured) for run in runs]
     outputs = tf.switch_case(index, [lambda b=bucket: b(s, x, *floats, *captured) for bucket in buckets])
     y, ends = outputs[0], outputs[1:]
-    for v, end in zip([v for v in variables if not v.trainable], ends):
+    for v, end in zip(written, ends):
         v.assign(end)
     return y
 
 
 def stochastic_residual(x, branch, rate, seed, buckets, variables=(), shortcut=None):
     """`common.stochastic_residual` with TensorFlow's noise, and `switch` for a Keras
-    layer's branch, whose variables are all known (a plain function may read layers'
-    variables it does not name: it runs in `common.switch`) (arguments: common's)."""
-    chosen = switch if isinstance(branch, keras.layers.Layer) else common.switch
+    layer's branch in a graph (arguments: common's). A plain function may read layers'
+    variables it does not name, and eagerly `tf.switch_case` runs and records only the
+    chosen bucket: both use `common.switch`."""
+    remat = isinstance(branch, keras.layers.Layer) and not tf.executing_eagerly()
+    chosen = switch if remat else common.switch
     return common.stochastic_residual(x, branch, rate, seed, buckets, variables, noise.uniform, chosen, shortcut)
