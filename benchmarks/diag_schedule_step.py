@@ -13,7 +13,9 @@ calls it):
 
 The order of the configurations is shuffled in every repeat; it prints each one's
 median ratio to `keras` of the same repeat, with the 25-75% range. Run it under
-`taskset -c 0` to see the same comparison on one core.
+`taskset -c 0` to see the same comparison on one core. `--rate-barrier` (a prototype
+not kept, benchmarks/RESULTS.md) puts `jax.lax.optimization_barrier` on the rate inside
+every layer's dropout, in every configuration.
 
 Usage:
     KERAS_BACKEND=jax python benchmarks/diag_schedule_step.py --layers 50
@@ -34,6 +36,20 @@ import bench_schedule_layers as bench  # noqa: E402
 import keras_dropouts as kd  # noqa: E402
 from keras_dropouts import _internals  # noqa: E402
 from keras_dropouts.layers.base import link_rate, unlink_rates  # noqa: E402
+
+
+def put_rate_barrier():
+    """Patches the JAX dropout so that each layer reads its rate through its own
+    optimisation barrier (XLA cannot merge the layers' scalar fusions then)."""
+    from keras_dropouts.backend.common import dropout as common
+    from keras_dropouts.backend.jax import dropout, noise
+
+    def barrier_dropout(x, rate, noise_shape, seed, scale_by_keep=True):
+        if not isinstance(rate, (int, float)):
+            rate = jax.lax.optimization_barrier(jax.numpy.asarray(rate))
+        return common.dropout(x, rate, noise_shape, seed, noise.uniform, scale_by_keep)
+
+    dropout.dropout = barrier_dropout
 
 
 def state_of(model):
@@ -90,9 +106,12 @@ def main():
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--repeats", type=int, default=40)
+    parser.add_argument("--rate-barrier", action="store_true", help="optimisation barrier on each layer's rate")
     args = parser.parse_args()
     if keras.backend.backend() != "jax":
         raise SystemExit("diag_schedule_step.py times jitted JAX steps: run it with KERAS_BACKEND=jax")
+    if args.rate_barrier:
+        put_rate_barrier()
     print(f"cores={len(os.sched_getaffinity(0))} width={args.width} batch={args.batch} "
           f"steps={args.steps} repeats={args.repeats}")
     rng = np.random.default_rng(0)
