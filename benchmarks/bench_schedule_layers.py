@@ -28,6 +28,7 @@ import keras
 import numpy as np
 
 import keras_dropouts as kd
+from repeated_batch import repeated_batch
 
 
 def build(n_layers, width, jit_compile):
@@ -42,22 +43,8 @@ def build(n_layers, width, jit_compile):
 
 
 def batches(width, batch):
-    """The same batch again and again, on the device: a `tf.data` dataset of one
-    repeated element on TensorFlow (a Python generator goes through `from_generator`,
-    whose per-`fit` set-up and host round trips made the TF ratios scatter by +-40%),
-    a generator elsewhere."""
     x = np.random.default_rng(0).normal(size=(batch, width)).astype("float32")
-    y = np.zeros((batch, 1), "float32")
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        return tf.data.Dataset.from_tensors((x, y)).repeat()
-    return _repeat(keras.ops.convert_to_tensor(x), keras.ops.convert_to_tensor(y))
-
-
-def _repeat(x, y):
-    while True:
-        yield x, y
+    return repeated_batch(x, np.zeros((batch, 1), "float32"))
 
 
 def timed_fit(model, data, steps, callbacks):

@@ -34,6 +34,7 @@ import keras
 import numpy as np
 
 import keras_dropouts as kd
+from repeated_batch import repeated_batch
 
 TRACES = {"n": 0}
 
@@ -97,22 +98,9 @@ def build(kind, args):
 
 
 def batches(args):
-    """The same batch again and again, on the device: a `tf.data` dataset of one
-    repeated element on TensorFlow (a Python generator goes through `from_generator`,
-    whose per-`fit` set-up and host round trips would be timed), a generator elsewhere."""
     rng = np.random.default_rng(0)
     shape = (args.batch, args.tokens, args.width)
-    x, y = (rng.normal(size=shape).astype("float32") for _ in range(2))
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        return tf.data.Dataset.from_tensors((x, y)).repeat()
-    return _repeat(keras.ops.convert_to_tensor(x), keras.ops.convert_to_tensor(y))
-
-
-def _repeat(x, y):
-    while True:
-        yield x, y
+    return repeated_batch(*(rng.normal(size=shape).astype("float32") for _ in range(2)))
 
 
 class StepClock(keras.callbacks.Callback):
