@@ -14,8 +14,8 @@ timed. Candidates are interleaved and each figure is the minimum over `--repeats
 rounds (noise from other processes only adds time); ratios are against
 `keras.layers.Dropout(rate, seed=1)` measured in the same rounds. Also timed when
 available: `torch.nn.Dropout` (torch), timm's `DropBlock2d` (torch, when timm
-imports), keras-cv's `DropBlock2D` (TensorFlow, eager only: it cannot be traced
-under Keras 3.15). On CUDA every candidate is also run once under
+imports, else read out of a timm wheel: `--timm-wheel`), keras-cv's `DropBlock2D`
+(TensorFlow, eager only: it cannot be traced under Keras 3.15). On CUDA every candidate is also run once under
 `torch.cuda.set_sync_debug_mode("error")`, reporting device-to-host syncs.
 
 torch runs with one intra-op thread by default (`--threads`): on a shared 2-core
@@ -28,9 +28,13 @@ machine torch's thread pool waits for a busy core inside every parallel kernel
 """
 
 import argparse
+import glob
+import inspect
 import os
 import platform
 import time
+import types
+import zipfile
 
 import keras
 import numpy as np
@@ -48,7 +52,7 @@ class Scale(keras.layers.Layer):
         return x * keras.ops.cast(self.w, x.dtype)
 
 
-def candidates(rate, block, data_format):
+def candidates(rate, block, data_format, timm_wheel=None):
     """name -> factory of a Keras layer (or a raw torch module, marked `raw`)."""
     df = {"data_format": data_format}
     out = {
@@ -71,25 +75,53 @@ def candidates(rate, block, data_format):
         import torch
 
         out["torch.nn.Dropout"] = lambda: torch.nn.Dropout(rate)
-        timm = timm_drop_block()
+        timm = timm_drop_block(timm_wheel)
         if timm is None:
-            print("timm does not import here: no timm rows")
+            print("timm does not import here and no timm wheel was found (--timm-wheel): no timm rows")
         elif data_format != "channels_first":
             print("timm rows need --data-format channels_first (timm is NCHW only)")
         else:
-            out["timm DropBlock2d"] = lambda: timm(drop_prob=rate, block_size=block)
-            out["timm DropBlock2d (fast=False)"] = lambda: timm(
-                drop_prob=rate, block_size=block, fast=False
-            )
+            out.update(timm_rows(timm, rate, block))
     return out
 
 
-def timm_drop_block():
+def timm_drop_block(wheel=None):
+    """timm's `DropBlock2d` class: from the installed package, else from `layers/drop.py`
+    alone, read out of the timm wheel `wheel` (a glob; that file imports only torch), for
+    a torch build beside which timm's package (its torchvision) does not import."""
     try:
         from timm.layers import DropBlock2d
+
+        return DropBlock2d
     except Exception:  # not installed, or its torchvision does not import
+        pass
+    paths = sorted(glob.glob(wheel)) if wheel else []
+    if not paths:
         return None
-    return DropBlock2d
+    with zipfile.ZipFile(paths[-1]) as archive:
+        source = archive.read("timm/layers/drop.py")
+    module = types.ModuleType("timm_layers_drop")
+    exec(compile(source, f"{paths[-1]}/timm/layers/drop.py", "exec"), module.__dict__)
+    print(f"timm's DropBlock2d read from {paths[-1]} (layers/drop.py alone)")
+    return module.DropBlock2d
+
+
+def timm_rows(timm, rate, block):
+    """timm's DropBlock2d with the mask shared by the channels (the paper's and timm's
+    default) and, where timm has the option (`couple_channels`, timm >= 1.0.23), one
+    mask per channel, the same two variants as the package's rows; older timm: its
+    `fast` and `fast=False` forms."""
+    if "couple_channels" in inspect.signature(timm.__init__).parameters:
+        return {
+            "timm DropBlock2d (shared mask)": lambda: timm(drop_prob=rate, block_size=block),
+            "timm DropBlock2d (per channel)": lambda: timm(
+                drop_prob=rate, block_size=block, couple_channels=False
+            ),
+        }
+    return {
+        "timm DropBlock2d": lambda: timm(drop_prob=rate, block_size=block),
+        "timm DropBlock2d (fast=False)": lambda: timm(drop_prob=rate, block_size=block, fast=False),
+    }
 
 
 def keras_cv_drop_block(rate, block):
@@ -236,6 +268,8 @@ def main():
                         choices=["channels_last", "channels_first"])
     parser.add_argument("--threads", type=int, default=1,
                         help="torch intra-op threads (0: torch's default)")
+    parser.add_argument("--timm-wheel", default=".whl/timm-*.whl",
+                        help="where timm does not import: a timm wheel (glob) to read DropBlock2d from")
     parser.add_argument("--no-per-call", action="store_true")
     parser.add_argument("--no-train-step", action="store_true")
     args = parser.parse_args()
@@ -266,7 +300,7 @@ def main():
 
     if not args.no_per_call:
         x = device_tensor(args.tiny, args.data_format)
-        factories = candidates(args.rate, args.tiny_block, args.data_format)
+        factories = candidates(args.rate, args.tiny_block, args.data_format, args.timm_wheel)
         fns = build_all(factories, lambda layer: per_call_fn(layer, x))
         times = interleaved_minimum(fns, args.calls, args.repeats)
         print_table(
@@ -282,7 +316,7 @@ def main():
     if not args.no_train_step:
         x = device_tensor(args.shape, args.data_format)
         y = keras.ops.zeros_like(x)
-        factories = candidates(args.rate, args.block, args.data_format)
+        factories = candidates(args.rate, args.block, args.data_format, args.timm_wheel)
         fns = build_all(factories, lambda layer: train_step_fn(layer, x, y))
         kcv = keras_cv_drop_block(args.rate, args.block)
         if kcv is not None and args.data_format == "channels_last":

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Everything one lent GPU machine runs, in one call (device time is scarce: one start).
-#   1. benchmarks, one at a time (timings): in-step schedules, R-Drop floor (4-block encoder,
-#      MLP), layers at (64,56,56,256); JAX then torch;
+#   1. benchmarks, one at a time (timings), in the order of issue 27 (part 2): in-step
+#      schedules at 50 layers on JAX (throughput: whole fits; latency: a step synced every
+#      batch), DropBlock2D / ProbDropBlock2D at (64,56,56,256), 28x28 and 14x14 on JAX, R-Drop
+#      on torch (default and jit_compile=True), torch's DropBlock2D beside timm's;
 #   2. side by side: `make evidence`'s gpu profile as 8 shards, and the test suite on JAX and
 #      torch (the GPU image has neither TensorFlow nor keras-hub: those tests skip);
 #   3. the evidence report merged from the shards; everything tarred into OUTDIR/gpu.tar.gz.
-# Needs .whl/ with the Keras wheel, namex and optree (see benchmarks/RESULTS.md).
+# Needs .whl/ with the Keras wheel, namex, optree and timm: `bash benchmarks/gpu_wheels.sh`.
 # Usage (on the device): bash benchmarks/gpu_session.sh OUTDIR [SECONDS]
 # Knobs: SKIP_BENCH=1 skips phase 1; EVIDENCE_ARGS adds arguments to the evidence shards and
 # the merge (e.g. "--regimes fc --resume"); EVIDENCE_PRIOR=DIR copies DIR/runs*.jsonl into the
@@ -42,16 +44,15 @@ bench() {  # name seconds backend script args...
   echo "rc=$?" >> "$O/logs/bench_$name.txt"
   grep -E "ratio|RDrop|in_step|Dropout|Block|Path|memory|rc=" "$O/logs/bench_$name.txt" | head -30
 }
-# Most wanted first (a later one may not get its slot): the in-step schedules after the knot
-# groups (issue 8's GPU target), then issue 10's encoder (it compiles for ~40 s on JAX).
-bench callbacks_jax 60 jax benchmarks/bench_callbacks.py
-bench rdrop_encoder_jax 150 jax benchmarks/bench_rdrop.py --model encoder --batch 64 --repeats 16
-bench rdrop_mlp_jax 45 jax benchmarks/bench_rdrop.py
-bench layers_jax 45 jax benchmarks/bench_layers.py --shape 64 56 56 256 --no-per-call --repeats 8
-bench rdrop_encoder_torch 90 torch benchmarks/bench_rdrop.py --model encoder --batch 64 --repeats 8
-bench rdrop_mlp_torch 35 torch benchmarks/bench_rdrop.py --repeats 15
-bench callbacks_torch 30 torch benchmarks/bench_callbacks.py
-bench layers_torch 45 torch benchmarks/bench_layers.py --shape 64 56 56 256 --repeats 8
+# Most wanted first (a later one may not get its slot): issue 27's part 2, in its order.
+bench schedule_throughput_jax 70 jax benchmarks/bench_schedule_layers.py --layers 50 --repeats 15 --jit-compile true
+bench schedule_latency_jax 50 jax benchmarks/bench_callbacks.py --layers 50
+bench layers_jax_56 45 jax benchmarks/bench_layers.py --shape 64 56 56 256 --no-per-call --repeats 8
+bench layers_jax_28 30 jax benchmarks/bench_layers.py --shape 64 28 28 256 --no-per-call --repeats 8
+bench layers_jax_14 30 jax benchmarks/bench_layers.py --shape 64 14 14 256 --no-per-call --repeats 8
+bench rdrop_torch 40 torch benchmarks/bench_rdrop.py --repeats 15
+bench rdrop_torch_jit 60 torch benchmarks/bench_rdrop.py --repeats 15 --jit-compile true
+bench layers_torch_timm 45 torch benchmarks/bench_layers.py --shape 64 56 56 256 --data-format channels_first --repeats 8
 
 # Phase 2: evidence shards and the suite side by side, until BUDGET - 40 s.
 P2=$(( $(left) - 40 ))

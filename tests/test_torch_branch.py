@@ -122,7 +122,10 @@ def _aten_ops(fn):
 
 
 # Kernel counts per warm call (a guard against per-call regressions; measured:
-# keras.layers.Dropout(seed=1) runs 15, one of them a device-to-host sync).
+# keras.layers.Dropout(seed=1) runs 15, one of them a device-to-host sync). The limits
+# hold for the `where` rescale (CUDA); the CPU's (`masked_scale`) runs one kernel fewer.
+# Ops that only make a new view of the same memory launch no kernel and do not count.
+_METADATA_OPS = {"aten.view.dtype", "aten.detach.default"}
 MAX_OPS = {
     "ScheduledDropout": (lambda: kd.layers.ScheduledDropout(0.1, seed=1), (2, 8, 8, 4), 5),
     "DropPath": (lambda: kd.layers.DropPath(0.1, seed=1), (2, 8, 8, 4), 5),
@@ -146,7 +149,8 @@ def test_a_call_has_no_host_sync_no_scalar_upload_and_few_kernels(name):
     ops = _aten_ops(lambda: layer(x, training=True))
     assert not any("_local_scalar_dense" in op for op in ops), ops  # .item() / int()
     assert not any("lift_fresh" in op for op in ops), ops  # torch.tensor(python value)
-    assert len(ops) <= max_ops, (len(ops), ops)
+    kernels = [op for op in ops if op not in _METADATA_OPS]
+    assert len(kernels) <= max_ops, (len(kernels), ops)
 
 
 @pytest.mark.parametrize("gamma", ["exact", "paper"])

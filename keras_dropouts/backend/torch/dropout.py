@@ -3,7 +3,7 @@
 import torch
 
 from keras_dropouts.backend.common import dropout as common
-from keras_dropouts.backend.torch import eager, generators
+from keras_dropouts.backend.torch import eager, generators, masked_scale
 from keras_dropouts.backend.torch.scalars import per_value, rate_and_scale
 
 
@@ -11,7 +11,10 @@ def scale_kept(x, keep, scale):
     """`where(keep, x, 0) * scale` in float32 (float64 for float64 inputs), cast back.
 
     Equal to `common.dropout.scale_kept`'s `where(keep, x * scale, 0)`: the scale is
-    finite, so a dropped unit is 0 whatever it held, and a kept one is `x * scale`."""
+    finite, so a dropped unit is 0 whatever it held, and a kept one is `x * scale`.
+    On the CPU the same values come from `masked_scale` (torch's CPU `where` is slow)."""
+    if masked_scale.usable(x, keep, scale):
+        return masked_scale.scale_kept(x, keep, scale)
     work = torch.float64 if x.dtype == torch.float64 else torch.float32
     y = torch.where(keep, x.to(work), 0.0) * scale
     return y.to(x.dtype)
