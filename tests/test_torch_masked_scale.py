@@ -119,3 +119,20 @@ def test_layers_take_it_on_large_inputs_with_the_same_outputs_and_gradients(monk
         np.testing.assert_array_equal(results[0][0], results[1][0])
         np.testing.assert_array_equal(results[0][1], results[1][1])
     assert len(calls) == 2
+
+
+def test_torch_func_grad_works_through_it():
+    """`torch.func.grad` of a layer call (as it worked with `where`)."""
+    import torch
+
+    import keras_dropouts as kd
+    from keras_dropouts.backend.torch import masked_scale
+
+    x = torch.randn((8, 64, 64))
+    layer = kd.layers.DropBlock1D(0.3, 3, seed=1, per_channel=False)
+    assert masked_scale.usable(x, torch.ones((8, 64, 1), dtype=torch.bool), 2.0)
+    grad = torch.func.grad(lambda t: layer(t, training=True).sum())(x)
+    # d/dx sum(keep * x * scale) = keep * scale: zeros where dropped, one scale elsewhere.
+    kept = grad[grad != 0]
+    assert 0 < kept.numel() < grad.numel()
+    np.testing.assert_array_equal(kept.numpy(), np.full(kept.numel(), kept[0].item(), "float32"))

@@ -45,13 +45,18 @@ def _product(x, keep, scale):
 
 class _MaskedScale(torch.autograd.Function):
     """Linear in `x`: the gradient is the same masked product of the incoming gradient
-    (itself through this function, so that it can be differentiated again)."""
+    (itself through this function, so that it can be differentiated again). The
+    `setup_context` form keeps `torch.func.grad` working, as with `where`."""
 
     @staticmethod
-    def forward(ctx, x, keep, scale):
+    def forward(x, keep, scale):
+        return _product(x, keep, scale)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        _, keep, scale = inputs
         ctx.save_for_backward(keep)
         ctx.scale = scale
-        return _product(x, keep, scale)
 
     @staticmethod
     def backward(ctx, grad):
