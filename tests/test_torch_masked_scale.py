@@ -1,4 +1,4 @@
-"""torch's CPU rescale of kept units by a bitwise AND (`backend/torch/masked_scale.py`):
+"""torch's CPU rescale of kept units without `where` (`backend/torch/masked_scale.py`):
 the same values and gradients as `where(keep, x * scale, 0)`, bit for bit."""
 
 import numpy as np

@@ -15,8 +15,7 @@ def scale_kept(x, keep, scale):
     On the CPU the same values come from `masked_scale` (torch's CPU `where` is slow)."""
     if masked_scale.usable(x, keep, scale):
         return masked_scale.scale_kept(x, keep, scale)
-    work = torch.float64 if x.dtype == torch.float64 else torch.float32
-    y = torch.where(keep, x.to(work), 0.0) * scale
+    y = torch.where(keep, x.to(masked_scale.work_dtype(x.dtype)), 0.0) * scale
     return y.to(x.dtype)
 
 

@@ -17,15 +17,19 @@ _WORDS = {torch.float64: torch.int64, torch.float32: torch.int32, torch.float16:
 _MIN_SIZE = 1 << 15
 
 
+def work_dtype(dtype):
+    """The dtype a rescale multiplies in: float64 for float64 inputs, else float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
 def usable(x, keep, scale):
-    """True where `scale_kept` pays: a CPU floating `x` of at least 2**15 units, a bool
-    `keep` on the CPU, and a scale that needs no gradient (a Python float or a constant
-    tensor)."""
+    """True where `scale_kept` pays: a CPU floating `x` of at least 2**15 units (`keep`,
+    drawn on `x`'s device, is there too), and a scale that needs no gradient (a Python
+    float or a constant tensor)."""
     return (
         x.device.type == "cpu"
         and x.dtype in _WORDS
         and x.numel() >= _MIN_SIZE
-        and keep.device.type == "cpu"
         and not (isinstance(scale, torch.Tensor) and scale.requires_grad)
     )
 
@@ -37,8 +41,7 @@ def scale_kept(x, keep, scale):
 
 
 def _product(x, keep, scale):
-    work = torch.float64 if x.dtype == torch.float64 else torch.float32
-    y = (x.to(work) * scale).to(x.dtype)  # a new tensor: masked in place
+    y = (x.to(work_dtype(x.dtype)) * scale).to(x.dtype)  # a new tensor: masked in place
     y.view(_WORDS[x.dtype]).mul_(keep)  # the bits times 1 or 0
     return y
 
