@@ -136,4 +136,4 @@ lint: $(STAMP)
 	$(PY) -m ruff check keras_dropouts tests examples benchmarks
 
 clean:
-	rm -rf $(VENV) $(OLDEST) $(WHEEL_VENV) $(DOCS_VENV) site build dist *.egg-info
+	rm -rf $(VENV) $(OLDEST) $(WHEEL_VENV) $(DOCS_VENV) site build dist *.egg-info .jax-cache
