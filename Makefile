@@ -45,9 +45,9 @@ $(OLDEST_STAMP): pyproject.toml requirements/oldest.txt
 	$(OLDEST_PY) -m pip install -q -r requirements/oldest.txt -e .
 	touch $(OLDEST_STAMP)
 
-# CI's version matrix (about 21 minutes on 2 CPU cores):
+# CI's version matrix (about 25 minutes on 2 AMD EPYC CPU cores, environments included):
 #   newest Keras (pyproject's extras): the whole suite on TensorFlow, JAX and torch;
-#   oldest Keras (requirements/oldest.txt): the whole suite on JAX (about 3 minutes),
+#   oldest Keras (requirements/oldest.txt): the whole suite on JAX (about 5 minutes),
 #   in a JAX-only environment, so tests of optional packages (TensorFlow, keras-hub,
 #   matplotlib) show that they skip cleanly. TensorFlow and torch are not run on the
 #   oldest Keras (time budget);
