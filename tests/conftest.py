@@ -29,8 +29,10 @@ def _jax_version():
 # executable; tracing and retrace counts are unchanged). Shared by the xdist workers and
 # the examples' subprocesses (they inherit the environment), in the checkout (git-ignored;
 # a fresh clone starts cold). Only from JAX 0.10 (the test pin), on which the whole suite
-# passes with a cold and a warm cache: on JAX 0.4.38 (the oldest-Keras environment), with
-# the cache, tests/test_failed_fit.py read wrong rates in some runs (never without it).
+# passes with a cold and a warm cache. On JAX 0.4.38 (the oldest-Keras environment) the
+# cache can corrupt a variable assigned from a NumPy array that is later freed (plain
+# Keras shows it: benchmarks/diag_jax_persistent_cache.py); the package copies its own
+# writes (backend/jax/variables.py), but tests and Keras' loading code assign NumPy arrays.
 if (_jax_version() or (0, 0)) >= (0, 10):
     _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(_ROOT, ".jax-cache"))

@@ -22,6 +22,31 @@ MODULES = ("blocks", "consistency", "dropout", "gamma", "noise", "tracker", "var
 Z = 5.0
 
 
+def _aligned(values, align=64):
+    """`values` as a float32 NumPy array whose data starts on an `align`-byte boundary
+    (JAX on CPU then assigns such an array without copying it)."""
+    values = np.asarray(values, "float32")
+    raw = np.zeros(values.size + align // 4, "float32")
+    start = (-raw.ctypes.data % align) // 4
+    out = raw[start : start + values.size].reshape(values.shape)
+    out[...] = values
+    return out
+
+
+@pytest.mark.parametrize("value", [0.3, [0.0, 10.0, 0.1, 0.7]], ids=["rate", "knots"])
+def test_a_host_write_keeps_its_own_copy(value):
+    # `variables.write` (rates, schedule knots, loaded rates) must not leave the variable
+    # viewing the writer's NumPy memory: a later change or free of that array would
+    # change the variable (plain `assign` on JAX keeps such a view).
+    expected = np.asarray(value, "float32")
+    variable = keras.Variable(np.zeros(expected.shape, "float32"), trainable=False)
+    for _ in range(20):
+        host = _aligned(value)
+        backend.variables.write(variable, host)
+        host[...] = -1.0
+        np.testing.assert_array_equal(to_np(variable.value), expected)
+
+
 def test_every_backend_module_is_chosen_once():
     for name in MODULES:
         module = getattr(backend, name)

@@ -19,6 +19,7 @@ import keras
 import numpy as np
 
 from keras_dropouts._internals import optimizer_step_counter
+from keras_dropouts.backend import variables as backend_variables
 from keras_dropouts.callbacks import _in_step
 from keras_dropouts.callbacks._assign import RateWriter
 from keras_dropouts.callbacks.targets import set_stock_rate
@@ -54,7 +55,7 @@ class RatePath:
         """Puts back the rates of before the `fit` where the user has not set one since."""
         for layer, rate, writes in zip(self.layers, self.before, self.writes):
             if rate_writes(layer) == writes:
-                layer.rate_variable.assign(rate)
+                backend_variables.write(layer.rate_variable, rate)
 
 
 class InStepRates(RatePath):
@@ -71,7 +72,8 @@ class InStepRates(RatePath):
             by_scale = _in_step.group_by_scale(path.layers, path.scales)
             for s, group in by_scale.items():
                 # The step reads the first layer's knots; the others read its rate.
-                group[0].rate_schedule_variable.assign(np.asarray([a, b, v0 * s, v1 * s], "float32"))
+                knots = np.asarray([a, b, v0 * s, v1 * s], "float32")
+                backend_variables.write(group[0].rate_schedule_variable, knots)
             hub.add_knots(list(by_scale.values()))
             return path
         counter, _ = optimizer_step_counter(hub.model.optimizer)

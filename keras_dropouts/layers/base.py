@@ -135,7 +135,7 @@ class RateLayer(keras.layers.Layer):
 
     @rate.setter
     def rate(self, value):
-        self._rate.assign(check_rate(value))
+        backend_variables.write(self._rate, check_rate(value))
         _WRITES[self] = _WRITES.get(self, 0) + 1
 
     @property
@@ -160,7 +160,7 @@ class RateLayer(keras.layers.Layer):
         store["0"] = self.rate_source
 
     def load_own_variables(self, store):
-        self._rate.assign(store["0"])
+        backend_variables.write(self._rate, store["0"])
 
     def _build_at_construction(self):
         """Marks a layer without a `build` method built, as `keras.layers.Dropout` does

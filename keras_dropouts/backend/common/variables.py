@@ -9,6 +9,12 @@ import numpy as np
 from keras import ops
 
 
+def write(variable, value):
+    """Assigns the host value `value` (a Python number, a NumPy array or scalar) to
+    `variable`."""
+    variable.assign(value)
+
+
 def sync(model):
     """Makes `model`'s variables hold the live state before a host write (nothing to
     do where the variables are the state)."""
@@ -27,7 +33,9 @@ class Assigner:
 
     def __call__(self, indices, values):
         for i, value in zip(indices, values):
-            self.variables[i].assign(value)
+            self._write(self.variables[i], value)
+
+    _write = staticmethod(write)
 
 
 def read_scalars(variables):

@@ -5,7 +5,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_dropouts.backend.common import variables as common
-from keras_dropouts.backend.common.variables import fill, sync  # noqa: F401
+from keras_dropouts.backend.common.variables import fill, sync, write  # noqa: F401
 
 
 def read_scalars(variables):

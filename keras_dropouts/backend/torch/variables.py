@@ -4,7 +4,7 @@
 import numpy as np
 import torch
 
-from keras_dropouts.backend.common.variables import Assigner, fill, sync  # noqa: F401
+from keras_dropouts.backend.common.variables import Assigner, fill, sync, write  # noqa: F401
 
 
 def read_scalars(variables):
