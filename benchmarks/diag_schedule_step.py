@@ -11,6 +11,10 @@ calls it):
 - `wrapped`: the step our schedule callback installs (`DropoutScheduler(LinearRamp)` on
   every layer), taken from the model during a `fit`.
 
+- `own` (with `--own`, a prototype, issue 27): no rate variable is read or written; every
+  layer computes its rate from its own `rate_schedule` knots and the traced step counter
+  (50 distinct scalar computations, as Keras' own step reads 50 distinct variables).
+
 The order of the configurations is shuffled in every repeat; it prints each one's
 median ratio to `keras` of the same repeat, with the 25-75% range. Run it under
 `taskset -c 0` to see the same comparison on one core. `--rate-barrier` (a prototype
@@ -52,6 +56,46 @@ def put_rate_barrier():
     dropout.dropout = barrier_dropout
 
 
+class _Own:
+    step = None  # the traced step counter while the `own` step traces
+
+
+def put_own_rates():
+    """Patches `ScheduledDropout.call`: while `_Own.step` is set, the layer's rate is
+    `two_knots(step, its own knots)` (the `own` prototype)."""
+    from keras_dropouts.callbacks._in_step import _clean
+    from keras_dropouts.ops.dropout import _dropout
+    from keras_dropouts.schedules import two_knots
+
+    original = kd.layers.ScheduledDropout.call
+
+    def call(self, inputs, training=False):
+        if not training or _Own.step is None:
+            return original(self, inputs, training=training)
+        k = self.rate_schedule_variable.value
+        rate = _clean(two_knots(_Own.step, k[0], k[1], k[2], k[3]))
+        return _dropout(inputs, rate, self.noise_shape, self.seed_generator)
+
+    kd.layers.ScheduledDropout.call = call
+
+
+def own_step(model):
+    """The model's own step, with every layer's rate computed from the traced counter."""
+    own = type(model).train_step.__get__(model)
+    counter, every = _internals.optimizer_step_counter(model.optimizer)
+    slot = [id(v) for v in model.optimizer.variables].index(id(counter))
+
+    def step(state, data):
+        _, optimizer_values = _internals.jax_state_parts(state)
+        _Own.step = optimizer_values[slot] // every
+        try:
+            return own(state, data)
+        finally:
+            _Own.step = None
+
+    return step
+
+
 def state_of(model):
     return (
         [v.value for v in model.trainable_variables],
@@ -68,7 +112,7 @@ def compiled(step, model, data):
     return jax.jit(call, donate_argnums=0).lower(state_of(model), data).compile()
 
 
-def build_functions(model, data, x, y):
+def build_functions(model, data, x, y, own=False):
     own = type(model).train_step.__get__(model)
     functions = {"keras": compiled(own, model, data), "keras2": compiled(own, model, data)}
     drops = [layer for layer in model.layers if isinstance(layer, kd.layers.ScheduledDropout)]
@@ -85,6 +129,11 @@ def build_functions(model, data, x, y):
 
     ramp = kd.callbacks.DropoutScheduler(kd.schedules.LinearRamp(0.2, end_step=10**7))
     model.fit(x, y, batch_size=len(x), epochs=1, verbose=0, callbacks=[ramp, Capture()])
+    if own:
+        knots = np.asarray(kd.schedules.LinearRamp(0.2, end_step=10**7).knots(), "float32")
+        for layer in drops:
+            layer.rate_schedule_variable.assign(knots)
+        functions["own"] = compiled(own_step(model), model, data)
     return functions
 
 
@@ -107,11 +156,14 @@ def main():
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--repeats", type=int, default=40)
     parser.add_argument("--rate-barrier", action="store_true", help="optimisation barrier on each layer's rate")
+    parser.add_argument("--own", action="store_true", help="add the `own` prototype (issue 27)")
     args = parser.parse_args()
     if keras.backend.backend() != "jax":
         raise SystemExit("diag_schedule_step.py times jitted JAX steps: run it with KERAS_BACKEND=jax")
     if args.rate_barrier:
         put_rate_barrier()
+    if args.own:
+        put_own_rates()
     print(f"cores={len(os.sched_getaffinity(0))} width={args.width} batch={args.batch} "
           f"steps={args.steps} repeats={args.repeats}")
     rng = np.random.default_rng(0)
@@ -121,7 +173,7 @@ def main():
         y = np.zeros((args.batch, 1), "float32")
         model.fit(x, y, batch_size=args.batch, epochs=1, verbose=0)
         data = (jax.numpy.asarray(x), jax.numpy.asarray(y))
-        functions = build_functions(model, data, x, y)
+        functions = build_functions(model, data, x, y, own=args.own)
         for f in functions.values():
             timed(f, model, data, args.steps)
         times = {name: [] for name in functions}
@@ -132,7 +184,7 @@ def main():
                 times[name].append(timed(functions[name], model, data, args.steps))
         base = np.asarray(times["keras"])
         cells = [f"{n} layers, {np.median(base) * 1e3:.1f} ms/step:"]
-        for name in ("keras2", "linked", "wrapped"):
+        for name in [n for n in ("keras2", "linked", "wrapped", "own") if n in functions]:
             r = np.asarray(times[name]) / base
             cells.append(f"{name} {np.median(r):.3f} [{np.percentile(r, 25):.3f}-{np.percentile(r, 75):.3f}]")
         print("  ".join(cells), flush=True)
