@@ -9,8 +9,7 @@ calls it):
 - `linked`: the model's own step, traced while every layer reads the first layer's
   rate variable, as the layers of one schedule group do during a scheduled `fit`;
 - `wrapped`: the step our schedule callback installs (`DropoutScheduler(LinearRamp)` on
-  every layer), taken from the model during a `fit`.
-
+  every layer), taken from the model during a `fit`;
 - `own` (with `--own`, a prototype, issue 27): no rate variable is read or written; every
   layer computes its rate from its own `rate_schedule` knots and the traced step counter
   (50 distinct scalar computations, as Keras' own step reads 50 distinct variables).
@@ -81,13 +80,13 @@ def put_own_rates():
 
 def own_step(model):
     """The model's own step, with every layer's rate computed from the traced counter."""
+    from keras_dropouts.backend.jax.rate_step import step_reader
+
     own = type(model).train_step.__get__(model)
-    counter, every = _internals.optimizer_step_counter(model.optimizer)
-    slot = [id(v) for v in model.optimizer.variables].index(id(counter))
+    read_step = step_reader(model)
 
     def step(state, data):
-        _, optimizer_values = _internals.jax_state_parts(state)
-        _Own.step = optimizer_values[slot] // every
+        _Own.step = read_step(state)
         try:
             return own(state, data)
         finally:
@@ -112,7 +111,7 @@ def compiled(step, model, data):
     return jax.jit(call, donate_argnums=0).lower(state_of(model), data).compile()
 
 
-def build_functions(model, data, x, y, own=False):
+def build_functions(model, data, x, y, with_own=False):
     own = type(model).train_step.__get__(model)
     functions = {"keras": compiled(own, model, data), "keras2": compiled(own, model, data)}
     drops = [layer for layer in model.layers if isinstance(layer, kd.layers.ScheduledDropout)]
@@ -129,7 +128,7 @@ def build_functions(model, data, x, y, own=False):
 
     ramp = kd.callbacks.DropoutScheduler(kd.schedules.LinearRamp(0.2, end_step=10**7))
     model.fit(x, y, batch_size=len(x), epochs=1, verbose=0, callbacks=[ramp, Capture()])
-    if own:
+    if with_own:
         knots = np.asarray(kd.schedules.LinearRamp(0.2, end_step=10**7).knots(), "float32")
         for layer in drops:
             layer.rate_schedule_variable.assign(knots)
@@ -173,7 +172,7 @@ def main():
         y = np.zeros((args.batch, 1), "float32")
         model.fit(x, y, batch_size=args.batch, epochs=1, verbose=0)
         data = (jax.numpy.asarray(x), jax.numpy.asarray(y))
-        functions = build_functions(model, data, x, y, own=args.own)
+        functions = build_functions(model, data, x, y, with_own=args.own)
         for f in functions.values():
             timed(f, model, data, args.steps)
         times = {name: [] for name in functions}

@@ -13,17 +13,29 @@ from keras import ops
 from keras_dropouts._internals import jax_state_parts, jax_state_with_non_trainable, optimizer_step_counter
 
 
+def step_reader(model):
+    """`read(state)`: the optimizer's update count, from the `state` that `model`'s
+    `train_step(state, data)` receives (a traced value inside the step)."""
+    counter, every = optimizer_step_counter(model.optimizer)
+    slot = [id(v) for v in model.optimizer.variables].index(id(counter))
+
+    def read(state):
+        _, optimizer_values = jax_state_parts(state)
+        return optimizer_values[slot] // every
+
+    return read
+
+
 def make_step(model, original, rates):
     """The wrapped step: rates written into the non-trainable state."""
-    counter, every = optimizer_step_counter(model.optimizer)
+    read_step = step_reader(model)
     non_trainable = {id(v): i for i, v in enumerate(model.non_trainable_variables)}
     rate_slots = [non_trainable[id(v)] for v in rates.variables]
     knot_slots = [non_trainable[id(layer.rate_schedule_variable)] for layer in rates.knot_leaders]
-    step_slot = [id(v) for v in model.optimizer.variables].index(id(counter))
 
     def train_step(state, data):
-        non_trainable_values, optimizer_values = jax_state_parts(state)
-        step = optimizer_values[step_slot] // every
+        non_trainable_values, _ = jax_state_parts(state)
+        step = read_step(state)
         new = rates.as_list(step, [non_trainable_values[i] for i in knot_slots])
         non_trainable_values = list(non_trainable_values)
         for slot, rate in zip(rate_slots, new):
