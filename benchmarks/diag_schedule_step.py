@@ -12,13 +12,19 @@ calls it):
   every layer), taken from the model during a `fit`;
 - `own` (with `--own`, a prototype, issue 27): no rate variable is read or written; every
   layer computes its rate from its own `rate_schedule` knots and the traced step counter
-  (50 distinct scalar computations, as Keras' own step reads 50 distinct variables).
+  (50 distinct scalar computations, as Keras' own step reads 50 distinct variables);
+- `after` (with `--after`, a prototype, issue 27): every layer reads its own rate
+  variable, a step input as in Keras' own step; the step writes each layer's rate for
+  the next step (from its own knots and the updated counter) after the original step.
 
 The order of the configurations is shuffled in every repeat; it prints each one's
 median ratio to `keras` of the same repeat, with the 25-75% range. Run it under
 `taskset -c 0` to see the same comparison on one core. `--rate-barrier` (a prototype
 not kept, benchmarks/RESULTS.md) puts `jax.lax.optimization_barrier` on the rate inside
-every layer's dropout, in every configuration.
+every layer's dropout, in every configuration. `--hlo-stats` prints, per configuration,
+what the compiled step holds: fusions, scalar (`f32[]`) fusions, copies and temp bytes.
+Set `XLA_FLAGS=--xla_cpu_enable_concurrency_optimized_scheduler=false` to compare the
+configurations under XLA:CPU's other (memory-minimising) scheduler.
 
 Usage:
     KERAS_BACKEND=jax python benchmarks/diag_schedule_step.py --layers 50
@@ -26,6 +32,7 @@ Usage:
 
 import argparse
 import os
+import re
 import sys
 import time
 
@@ -95,6 +102,32 @@ def own_step(model):
     return step
 
 
+def after_step(model):
+    """The model's own step, then each layer's rate variable set to its rate at the next step."""
+    from keras_dropouts.backend.jax.rate_step import step_reader
+    from keras_dropouts.callbacks._in_step import _clean
+    from keras_dropouts.schedules import two_knots
+
+    own = type(model).train_step.__get__(model)
+    read_step = step_reader(model)
+    drops = [layer for layer in model.layers if isinstance(layer, kd.layers.ScheduledDropout)]
+    slots = {id(v): i for i, v in enumerate(model.non_trainable_variables)}
+    rate_slots = [slots[id(layer.rate_variable)] for layer in drops]
+    knot_slots = [slots[id(layer.rate_schedule_variable)] for layer in drops]
+
+    def step(state, data):
+        logs, state = own(state, data)
+        values, _ = _internals.jax_state_parts(state)
+        values = list(values)
+        following = read_step(state)
+        for rate_slot, knot_slot in zip(rate_slots, knot_slots):
+            k = values[knot_slot]
+            values[rate_slot] = _clean(two_knots(following, k[0], k[1], k[2], k[3]))
+        return logs, _internals.jax_state_with_non_trainable(state, values)
+
+    return step
+
+
 def state_of(model):
     return (
         [v.value for v in model.trainable_variables],
@@ -111,7 +144,7 @@ def compiled(step, model, data):
     return jax.jit(call, donate_argnums=0).lower(state_of(model), data).compile()
 
 
-def build_functions(model, data, x, y, with_own=False):
+def build_functions(model, data, x, y, with_own=False, with_after=False):
     own = type(model).train_step.__get__(model)
     functions = {"keras": compiled(own, model, data), "keras2": compiled(own, model, data)}
     drops = [layer for layer in model.layers if isinstance(layer, kd.layers.ScheduledDropout)]
@@ -133,7 +166,25 @@ def build_functions(model, data, x, y, with_own=False):
         for layer in drops:
             layer.rate_schedule_variable.assign(knots)
         functions["own"] = compiled(own_step(model), model, data)
+    if with_after:
+        knots = np.asarray(kd.schedules.LinearRamp(0.2, end_step=10**7).knots(), "float32")
+        for layer in drops:
+            layer.rate_schedule_variable.assign(knots)
+        functions["after"] = compiled(after_step(model), model, data)
     return functions
+
+
+def hlo_stats(function):
+    """Counts in the compiled step's entry computation (in XLA's schedule order)."""
+    text = function.as_text()
+    entry = text[text.index("ENTRY"):]
+    ops = re.findall(r"= (\S+) ([\w-]+)\(", entry)
+    fusions = [shape for shape, op in ops if op == "fusion"]
+    return (
+        f"fusions {len(fusions)}, scalar fusions {sum(s == 'f32[]' for s in fusions)}, "
+        f"copies {sum(op == 'copy' for _, op in ops)}, "
+        f"temp {function.memory_analysis().temp_size_in_bytes / 2**20:.1f} MiB"
+    )
 
 
 def timed(function, model, data, steps):
@@ -156,6 +207,8 @@ def main():
     parser.add_argument("--repeats", type=int, default=40)
     parser.add_argument("--rate-barrier", action="store_true", help="optimisation barrier on each layer's rate")
     parser.add_argument("--own", action="store_true", help="add the `own` prototype (issue 27)")
+    parser.add_argument("--after", action="store_true", help="add the `after` prototype (issue 27)")
+    parser.add_argument("--hlo-stats", action="store_true", help="print each compiled step's fusion counts")
     args = parser.parse_args()
     if keras.backend.backend() != "jax":
         raise SystemExit("diag_schedule_step.py times jitted JAX steps: run it with KERAS_BACKEND=jax")
@@ -172,7 +225,10 @@ def main():
         y = np.zeros((args.batch, 1), "float32")
         model.fit(x, y, batch_size=args.batch, epochs=1, verbose=0)
         data = (jax.numpy.asarray(x), jax.numpy.asarray(y))
-        functions = build_functions(model, data, x, y, with_own=args.own)
+        functions = build_functions(model, data, x, y, with_own=args.own, with_after=args.after)
+        if args.hlo_stats:
+            for name, f in functions.items():
+                print(f"{name}: {hlo_stats(f)}")
         for f in functions.values():
             timed(f, model, data, args.steps)
         times = {name: [] for name in functions}
@@ -183,7 +239,7 @@ def main():
                 times[name].append(timed(functions[name], model, data, args.steps))
         base = np.asarray(times["keras"])
         cells = [f"{n} layers, {np.median(base) * 1e3:.1f} ms/step:"]
-        for name in [n for n in ("keras2", "linked", "wrapped", "own") if n in functions]:
+        for name in [n for n in ("keras2", "linked", "wrapped", "own", "after") if n in functions]:
             r = np.asarray(times[name]) / base
             cells.append(f"{name} {np.median(r):.3f} [{np.percentile(r, 25):.3f}-{np.percentile(r, 75):.3f}]")
         print("  ".join(cells), flush=True)
