@@ -45,6 +45,8 @@ import bench_schedule_layers as bench  # noqa: E402
 
 import keras_dropouts as kd  # noqa: E402
 from keras_dropouts import _internals  # noqa: E402
+from keras_dropouts.backend.jax.rate_step import step_reader  # noqa: E402
+from keras_dropouts.callbacks._in_step import knot_rate  # noqa: E402
 from keras_dropouts.layers.base import link_rate, unlink_rates  # noqa: E402
 
 
@@ -69,17 +71,14 @@ class _Own:
 def put_own_rates():
     """Patches `ScheduledDropout.call`: while `_Own.step` is set, the layer's rate is
     `two_knots(step, its own knots)` (the `own` prototype)."""
-    from keras_dropouts.callbacks._in_step import _clean
     from keras_dropouts.ops.dropout import _dropout
-    from keras_dropouts.schedules import two_knots
 
     original = kd.layers.ScheduledDropout.call
 
     def call(self, inputs, training=False):
         if not training or _Own.step is None:
             return original(self, inputs, training=training)
-        k = self.rate_schedule_variable.value
-        rate = _clean(two_knots(_Own.step, k[0], k[1], k[2], k[3]))
+        rate = knot_rate(_Own.step, self.rate_schedule_variable.value)
         return _dropout(inputs, rate, self.noise_shape, self.seed_generator)
 
     kd.layers.ScheduledDropout.call = call
@@ -87,8 +86,6 @@ def put_own_rates():
 
 def own_step(model):
     """The model's own step, with every layer's rate computed from the traced counter."""
-    from keras_dropouts.backend.jax.rate_step import step_reader
-
     own = type(model).train_step.__get__(model)
     read_step = step_reader(model)
 
@@ -104,13 +101,9 @@ def own_step(model):
 
 def after_step(model):
     """The model's own step, then each layer's rate variable set to its rate at the next step."""
-    from keras_dropouts.backend.jax.rate_step import step_reader
-    from keras_dropouts.callbacks._in_step import _clean
-    from keras_dropouts.schedules import two_knots
-
     own = type(model).train_step.__get__(model)
     read_step = step_reader(model)
-    drops = [layer for layer in model.layers if isinstance(layer, kd.layers.ScheduledDropout)]
+    drops = scheduled_layers(model)
     slots = {id(v): i for i, v in enumerate(model.non_trainable_variables)}
     rate_slots = [slots[id(layer.rate_variable)] for layer in drops]
     knot_slots = [slots[id(layer.rate_schedule_variable)] for layer in drops]
@@ -121,11 +114,14 @@ def after_step(model):
         values = list(values)
         following = read_step(state)
         for rate_slot, knot_slot in zip(rate_slots, knot_slots):
-            k = values[knot_slot]
-            values[rate_slot] = _clean(two_knots(following, k[0], k[1], k[2], k[3]))
+            values[rate_slot] = knot_rate(following, values[knot_slot])
         return logs, _internals.jax_state_with_non_trainable(state, values)
 
     return step
+
+
+def scheduled_layers(model):
+    return [layer for layer in model.layers if isinstance(layer, kd.layers.ScheduledDropout)]
 
 
 def state_of(model):
@@ -147,7 +143,7 @@ def compiled(step, model, data):
 def build_functions(model, data, x, y, with_own=False, with_after=False):
     own = type(model).train_step.__get__(model)
     functions = {"keras": compiled(own, model, data), "keras2": compiled(own, model, data)}
-    drops = [layer for layer in model.layers if isinstance(layer, kd.layers.ScheduledDropout)]
+    drops = scheduled_layers(model)
     for layer in drops[1:]:
         link_rate(layer, drops[0].rate_variable)
     functions["linked"] = compiled(own, model, data)
@@ -159,17 +155,15 @@ def build_functions(model, data, x, y, with_own=False, with_after=False):
                 wrapper = _internals.get_instance_attribute(model, "train_step")
                 functions["wrapped"] = compiled(wrapper, model, data)
 
-    ramp = kd.callbacks.DropoutScheduler(kd.schedules.LinearRamp(0.2, end_step=10**7))
-    model.fit(x, y, batch_size=len(x), epochs=1, verbose=0, callbacks=[ramp, Capture()])
+    ramp = kd.schedules.LinearRamp(0.2, end_step=10**7)
+    model.fit(x, y, batch_size=len(x), epochs=1, verbose=0,
+              callbacks=[kd.callbacks.DropoutScheduler(ramp), Capture()])
+    # The prototypes read every layer's own knots (the scheduled fit wrote only the leader's).
+    for layer in drops:
+        layer.rate_schedule_variable.assign(np.asarray(ramp.knots(), "float32"))
     if with_own:
-        knots = np.asarray(kd.schedules.LinearRamp(0.2, end_step=10**7).knots(), "float32")
-        for layer in drops:
-            layer.rate_schedule_variable.assign(knots)
         functions["own"] = compiled(own_step(model), model, data)
     if with_after:
-        knots = np.asarray(kd.schedules.LinearRamp(0.2, end_step=10**7).knots(), "float32")
-        for layer in drops:
-            layer.rate_schedule_variable.assign(knots)
         functions["after"] = compiled(after_step(model), model, data)
     return functions
 

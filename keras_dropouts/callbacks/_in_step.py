@@ -205,6 +205,11 @@ def _clean(r):
     return ops.clip(ops.where(ops.isnan(r), 0.0, r), 0.0, 1.0)
 
 
+def knot_rate(step, knots):
+    """The rate at `step` of a layer whose `rate_schedule` holds `knots` (a, b, v0, v1)."""
+    return _clean(two_knots(step, knots[0], knots[1], knots[2], knots[3]))
+
+
 class _Rates:
     """The scheduled layers of one wrapper and the two ways of computing their rates."""
 
@@ -221,7 +226,7 @@ class _Rates:
         unstacked: under XLA on JAX, stacking 50 schedules and slicing the rates back
         out cost 30% of a dispatch-bound step (CPU proxy of a GPU step; see
         benchmarks/RESULTS.md)."""
-        out = [_clean(two_knots(step, k[0], k[1], k[2], k[3])) for k in knots]
+        out = [knot_rate(step, k) for k in knots]
         for group in self.fn_groups:
             value = ops.cast(group.fn(step), "float32")
             out.extend(_clean(value * s) for s in group.leader_scales)
